@@ -1,0 +1,43 @@
+# The two set-up commands of the README: `make demo` and `make test`.
+# Each creates .venv when missing and installs what it needs; nothing else is assumed.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-fast lint format bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.base: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.base
+
+demo: $(VENV)/.base
+	$(BIN)/kpi demo --out demo
+
+test: $(VENV)/.test lint
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+test-fast: $(VENV)/.test
+	$(BIN)/python -m pytest -q -m "not slow" -x $(PYTEST_ARGS)
+
+lint: $(VENV)/.test
+	$(BIN)/ruff check kpiengine tests bench
+	$(BIN)/ruff format --check kpiengine tests bench
+
+format: $(VENV)/.test
+	$(BIN)/ruff check --fix kpiengine tests bench
+	$(BIN)/ruff format kpiengine tests bench
+
+bench: $(VENV)/.test
+	$(BIN)/python bench/compile_speed.py
+
+clean:
+	rm -rf $(VENV) build dist demo .pytest_cache .ruff_cache

@@ -1,0 +1,104 @@
+"""Compile speed: load + check + compile N KPI definitions, and warm single queries.
+
+Baseline measured in the same run: a sqlglot round trip (parse + generate) of the very
+statement kpiengine emits, i.e. what merely handling that SQL costs with the library we
+build on. Prints absolute times and the ratio. Usage: python bench/compile_speed.py [N...]
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import sqlglot
+
+SOURCE = """source: opportunities
+table: opportunities
+time: closed_at
+columns:
+  id: {type: string, key: true}
+  account_id: string
+  region: string
+  stage: string
+  amount: number
+  discount: number
+  created_at: timestamp
+  closed_at: timestamp
+joins:
+  - source: accounts
+    on: account_id
+"""
+ACCOUNTS = "source: accounts\ntable: accounts\ncolumns:\n  account_id: string\n  segment: string\n"
+SHAPES = [
+    "count(where stage = 'won') / count(where stage in ('won', 'lost'))",
+    "sum(amount where stage = 'won' and region != 'internal')",
+    "avg(days_between(created_at, closed_at) where stage = 'won')",
+    "percentile(amount, 0.9 where accounts.segment = 'smb')",
+    "count_distinct(account_id where amount > {i})",
+    "sum(amount * (1 - coalesce(discount, 0)) where stage = 'won') / 1000",
+]
+
+
+def make_project(root: Path, count: int) -> Path:
+    (root / "sources").mkdir(parents=True)
+    (root / "kpis").mkdir()
+    (root / "sources" / "opportunities.yaml").write_text(SOURCE)
+    (root / "sources" / "accounts.yaml").write_text(ACCOUNTS)
+    for i in range(count):
+        if i % 10 == 9:
+            text = f"kpi: k{i}\ntitle: Derived {i}\nexpression: k{i - 1} / k{i - 2}\n"
+        else:
+            expression = SHAPES[i % len(SHAPES)].format(i=i)
+            text = (f"kpi: k{i}\ntitle: KPI {i}\nsource: opportunities\n"
+                    f"expression: {expression}\nunit: number\n"
+                    "dimensions: [region, accounts.segment]\n")
+        (root / "kpis" / f"k{i}.yaml").write_text(text)
+    return root
+
+
+def best(function, repeat: int = 5) -> float:  # type: ignore[no-untyped-def]
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main(sizes: list[int]) -> None:
+    import kpiengine
+
+    print(f"{'KPIs':>6} {'load+check+compile':>20} {'per KPI':>10}")
+    for size in sizes:
+        with tempfile.TemporaryDirectory() as folder:
+            root = make_project(Path(folder) / "defs", size)
+
+            def cold(root: Path = root) -> None:
+                project = kpiengine.load(root)
+                project.compile(None, grain="month", start="2024-01-01", end="2025-01-01")
+
+            seconds = best(cold, 3)
+            print(f"{size:>6} {seconds * 1000:>17.1f} ms {seconds / size * 1e6:>7.0f} µs")
+
+    with tempfile.TemporaryDirectory() as folder:
+        project = kpiengine.load(make_project(Path(folder) / "defs", 30))
+        for label, names in (("1 KPI", ["k0"]), ("10 KPIs", [f"k{i}" for i in range(10)])):
+            options = {"grain": "month", "by": ["region"], "start": "2024-01-01",
+                       "end": "2025-01-01"}
+            project.compile(names, **options)
+            runs = [best(lambda names=names: project.compile(names, **options), 1)
+                    for _ in range(50)]
+            ours = statistics.median(runs)
+            sql = project.compile(names, **options)
+            base = statistics.median(
+                best(lambda sql=sql: sqlglot.parse_one(sql, read="duckdb").sql("duckdb"), 1)
+                for _ in range(50))
+            print(f"{label:>8} warm compile {ours * 1000:7.2f} ms | sqlglot round trip of the "
+                  f"same SQL {base * 1000:7.2f} ms | ratio {ours / base:5.2f}")
+
+
+if __name__ == "__main__":
+    main([int(a) for a in sys.argv[1:]] or [100, 1000])

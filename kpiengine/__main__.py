@@ -1,0 +1,5 @@
+"""``python -m kpiengine`` runs the CLI."""
+
+from kpiengine.cli import entry
+
+entry()

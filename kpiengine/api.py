@@ -1,0 +1,127 @@
+"""The Python API (SPEC §7): ``load`` a project, ``compile`` or ``run`` KPIs.
+
+This is also what the CLI calls, so the two can never disagree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from kpiengine.diagnostics import Diagnostic, Severity
+from kpiengine.errors import DefinitionError, UsageError
+from kpiengine.model import Expression, Project
+from kpiengine.plan import Plan, RunRequest, build_plan
+from kpiengine.result import Result
+from kpiengine.source import TextOrigin
+
+
+class KpiProject:
+    """A loaded and checked project."""
+
+    def __init__(self, model: Project, diagnostics: Sequence[Diagnostic] = ()) -> None:
+        self.model = model
+        self.diagnostics = list(diagnostics)
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
+    def kpis(self) -> list[str]:
+        return list(self.model.kpis)
+
+    def request(
+        self,
+        kpis: Iterable[str] | None = None,
+        grain: str = "month",
+        start: str | dt.date | None = None,
+        end: str | dt.date | None = None,
+        by: Iterable[str] = (),
+        where: str | None = None,
+    ) -> RunRequest:
+        names = tuple(self.model.kpis) if kpis is None else tuple(kpis)
+        return RunRequest(
+            names,
+            grain,
+            _date(start, "start"),
+            _date(end, "end"),
+            tuple(by),
+            parse_where(where) if where else None,
+        )
+
+    def plan(self, kpis: Iterable[str] | None = None, **options: object) -> Plan:
+        try:
+            return build_plan(self.model, self.request(kpis, **options))  # type: ignore[arg-type]
+        except DefinitionError as error:
+            error.texts = error.texts or self.model.texts
+            raise
+
+    def compile(
+        self, kpis: Iterable[str] | None = None, dialect: str = "duckdb", **options: object
+    ) -> str:
+        """The one SQL statement computing ``kpis`` (all when None) in ``dialect``."""
+        from kpiengine.compile import compile_plan
+        from kpiengine.dialects import DIALECTS
+
+        if dialect not in DIALECTS:
+            raise UsageError(f"unknown dialect `{dialect}`; use one of {', '.join(DIALECTS)}")
+        return compile_plan(self.plan(kpis, **options), dialect)
+
+    def run(self, kpis: Iterable[str] | None, connection: object, **options: object) -> Result:
+        """Compute ``kpis`` (all when None) on an open connection."""
+        from kpiengine.execute import run
+
+        self.plan(kpis, **options)  # definition errors carry the files' text
+        return run(self.model, self.request(kpis, **options), connection)  # type: ignore[arg-type]
+
+
+def load(path: str | Path | None = None) -> KpiProject:
+    """Load and check a definitions folder; raise DefinitionError listing every error."""
+    project, diagnostics = load_and_check(path)
+    errors = [d for d in diagnostics if d.severity >= Severity.ERROR]
+    if errors:
+        raise DefinitionError(errors, project.texts)
+    return KpiProject(project, diagnostics)
+
+
+def load_and_check(path: str | Path | None = None) -> tuple[Project, list[Diagnostic]]:
+    """Every diagnostic of loading and checking, without raising on definition errors."""
+    from kpiengine.check import check_project
+    from kpiengine.loader import find_project_root, load_project
+    from kpiengine.plugins import add_plugin_modules
+
+    root = Path(path) if path is not None else find_project_root()
+    project, diagnostics = load_project(root)
+    if project.plugins:
+        add_plugin_modules(project.plugins)
+    # Check what did load even when some files did not: one broken file must not hide
+    # the problems of the others.
+    return project, sorted([*diagnostics, *check_project(project)], key=Diagnostic.sort_key)
+
+
+def parse_where(text: str) -> Expression:
+    from kpiengine.parse import parse_expression
+
+    origin = TextOrigin.standalone("--where")
+    tree, problems = parse_expression(text, origin)
+    if problems:
+        raise DefinitionError(problems)
+    return Expression(text, tree, origin.span(1, 1, 1, len(text) + 1))
+
+
+def _date(value: str | dt.date | None, what: str) -> dt.date | None:
+    if value is None or isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"{what} `{value}` is not a date; write it as YYYY-MM-DD") from None
+
+
+def connect(url: str):  # type: ignore[no-untyped-def]
+    """Open a connection through the connector that owns the URL's scheme."""
+    from kpiengine.connectors import connect as open_connection
+
+    return open_connection(url)

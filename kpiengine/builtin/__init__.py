@@ -1,0 +1,21 @@
+"""Built-in plugin: registered through the same hooks as third-party plugins."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kpiengine.hookspecs import hookimpl
+
+
+@hookimpl
+def kpiengine_functions() -> list[Any]:
+    from kpiengine.functions import BUILTIN_FUNCTIONS
+
+    return list(BUILTIN_FUNCTIONS)
+
+
+@hookimpl
+def kpiengine_connectors() -> list[Any]:
+    from kpiengine.builtin.duckdb import DUCKDB_CONNECTORS
+
+    return list(DUCKDB_CONNECTORS)

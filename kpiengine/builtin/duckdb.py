@@ -1,0 +1,80 @@
+"""DuckDB connectors: an embedded file (read-only), in memory, or a folder of CSV/Parquet files."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from kpiengine.connectors import ClosingConnection, ConnectorSpec, path_of
+from kpiengine.errors import EngineError
+
+FILE_SUFFIXES = {".parquet": "read_parquet", ".csv": "read_csv_auto", ".tsv": "read_csv_auto"}
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class DuckDBConnection(ClosingConnection):
+    dialect = "duckdb"
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+
+    def execute(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        import duckdb
+
+        try:
+            cursor = self._connection.execute(sql)
+            rows = cursor.fetchall()
+        except duckdb.Error as error:
+            raise EngineError(f"DuckDB: {error}") from error
+        return [d[0] for d in cursor.description or []], rows
+
+    def columns(self, table: str) -> dict[str, str] | None:
+        schema, _, name = table.rpartition(".")
+        query = (
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_name = ? AND (? = '' OR table_schema = ?) ORDER BY ordinal_position"
+        )
+        rows = self._connection.execute(query, [name, schema, schema]).fetchall()
+        return {column: kind for column, kind in rows} or None
+
+    def close(self) -> None:
+        self._connection.close()
+
+
+def open_duckdb(url: str) -> DuckDBConnection:
+    import duckdb
+
+    path = path_of(url)
+    if not path or path == ":memory:":
+        return DuckDBConnection(duckdb.connect(":memory:"))
+    if not Path(path).exists():
+        raise EngineError(f"DuckDB database `{path}` does not exist (from {url})")
+    try:
+        return DuckDBConnection(duckdb.connect(path, read_only=True))
+    except duckdb.Error as error:
+        raise EngineError(f"cannot open DuckDB database `{path}`: {error}") from error
+
+
+def open_files(url: str) -> DuckDBConnection:
+    """Every CSV/Parquet file in the folder becomes a view named after the file."""
+    import duckdb
+
+    folder = Path(path_of(url))
+    if not folder.is_dir():
+        raise EngineError(f"`{folder}` is not a folder of CSV/Parquet files (from {url})")
+    connection = duckdb.connect(":memory:")
+    for file in sorted(folder.iterdir()):
+        reader = FILE_SUFFIXES.get(file.suffix.lower())
+        if reader is None or not _IDENTIFIER.match(file.stem):
+            continue
+        # The path is passed as a bound parameter value, never pasted into SQL.
+        relation = getattr(connection, reader)(str(file))
+        relation.create_view(file.stem)
+    return DuckDBConnection(connection)
+
+
+DUCKDB_CONNECTORS = (
+    ConnectorSpec("duckdb", "duckdb", open_duckdb, "DuckDB database file (read-only) or memory"),
+    ConnectorSpec("files", "duckdb", open_files, "Folder of CSV/Parquet files, read by DuckDB"),
+)

@@ -1,0 +1,420 @@
+"""The ``kpi`` command line: argument parsing only; the work is in the API and stages.
+
+Exit codes (SPEC §6): 0 fine, 1 findings or definition errors, 2 usage errors,
+3 engine or connection errors. No traceback ever reaches the user.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from kpiengine.errors import DefinitionError, EngineError, KpiError, UsageError
+
+GRAINS = ("day", "week", "month", "quarter", "year", "all")
+
+
+def _project_option(function: Any) -> Any:
+    return click.option(
+        "--project",
+        "project_path",
+        type=click.Path(path_type=Path),
+        help="Definitions folder (default: nearest folder upward holding "
+        "kpiengine.yaml, else ./definitions).",
+    )(function)
+
+
+def _connector_option(function: Any) -> Any:
+    return click.option(
+        "--connector",
+        "connector_url",
+        metavar="URL",
+        help="Engine URL, e.g. duckdb:///warehouse.duckdb (default: the "
+        "project file's `connector:`).",
+    )(function)
+
+
+def _plugin_option(function: Any) -> Any:
+    return click.option(
+        "--plugin",
+        "plugins",
+        multiple=True,
+        metavar="MODULE",
+        help="Load a plugin module (repeatable).",
+    )(function)
+
+
+def _common(function: Any) -> Any:
+    return _plugin_option(_connector_option(_project_option(function)))
+
+
+def _query_options(function: Any) -> Any:
+    options = [
+        click.option(
+            "--grain",
+            type=click.Choice(GRAINS),
+            default="month",
+            show_default=True,
+            help="Period size.",
+        ),
+        click.option(
+            "--by",
+            "by",
+            multiple=True,
+            metavar="DIM",
+            help="Group by a dimension, e.g. region or accounts.segment (repeatable).",
+        ),
+        click.option("--from", "start", metavar="DATE", help="Range start (included)."),
+        click.option("--to", "end", metavar="DATE", help="Range end (excluded)."),
+        click.option(
+            "--where",
+            metavar="EXPR",
+            help="Row filter over dimensions, e.g. \"accounts.segment = 'smb'\".",
+        ),
+        click.option("--all", "all_kpis", is_flag=True, help="Every KPI of the project."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="kpiengine", prog_name="kpi")
+def cli() -> None:
+    """kpiengine: KPIs as YAML, compiled to SQL for any engine.
+
+    \b
+    Example:
+      kpi validate definitions/
+      kpi run win_rate --grain month --by region --from 2024-01-01 --to 2025-01-01
+    """
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def _load(project_path: Path | None, plugins: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
+    from kpiengine import api
+    from kpiengine.plugins import add_plugin_modules
+
+    if plugins:
+        add_plugin_modules(plugins)
+    return api.load(project_path)
+
+
+def _connector_url(explicit: str | None, project: Any) -> str:
+    if explicit:
+        return explicit
+    configured = project.model.connector
+    if not configured:
+        raise UsageError("no connector: pass --connector URL or set `connector:` in kpiengine.yaml")
+    return _relative_to(configured, project.model.root)
+
+
+def _relative_to(url: str, root: Path) -> str:
+    """A file URL in the project file is relative to the project folder, not the cwd."""
+    scheme, sep, rest = url.partition(":///")
+    if sep and scheme in ("duckdb", "sqlite", "files") and rest and not rest.startswith("/"):
+        path, query_sep, query = rest.partition("?")
+        return f"{scheme}:///{(root / path).resolve()}{query_sep}{query}"
+    return url
+
+
+def _kpi_names(names: tuple[str, ...], all_kpis: bool, project: Any) -> list[str]:
+    if all_kpis:
+        return list(project.kpis)
+    if not names:
+        raise UsageError("name at least one KPI, or use --all")
+    return list(names)
+
+
+# -- commands --------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@_common
+def validate(
+    path: Path | None,
+    fmt: str,
+    project_path: Path | None,
+    connector_url: str | None,
+    plugins: tuple[str, ...],
+) -> None:
+    """Check definition files: schema, language, names, types, cycles.
+
+    \b
+    Exit 0 when clean, 1 when there are errors, 2 on usage errors.
+    Example:
+      kpi validate definitions/ --format json
+    """
+    from kpiengine import api
+    from kpiengine.diagnostics import Severity
+    from kpiengine.formats import formatter
+    from kpiengine.plugins import add_plugin_modules
+
+    if plugins:
+        add_plugin_modules(plugins)
+    model, diagnostics = api.load_and_check(path or project_path)
+    colour = fmt == "text" and sys.stdout.isatty()
+    output = formatter(fmt)(diagnostics, model.texts, colour)
+    errors = sum(1 for d in diagnostics if d.severity >= Severity.ERROR)
+    if fmt == "text":
+        files = len({d.span.file for d in diagnostics if d.span})
+        summary = (
+            f"{errors} error{'s' * (errors != 1)} in {files} file{'s' * (files != 1)}"
+            if errors
+            else f"ok: {len(model.kpis)} KPIs, {len(model.sources)} sources, no errors"
+        )
+        output = f"{output}\n{summary}" if output else summary
+    click.echo(output)
+    if errors:
+        sys.exit(1)
+
+
+@cli.command(name="list")
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "markdown"]),
+    default="table",
+    show_default=True,
+)
+@_common
+def list_command(
+    path: Path | None,
+    fmt: str,
+    project_path: Path | None,
+    connector_url: str | None,
+    plugins: tuple[str, ...],
+) -> None:
+    """List the KPIs: name, title, unit, source, owner, tags.
+
+    \b
+    Example:
+      kpi list --format markdown
+    """
+    from kpiengine.present import kpi_list
+
+    project = _load(path or project_path, plugins)
+    click.echo(kpi_list(list(project.model.kpis.values()), fmt))
+
+
+@cli.command(name="compile")
+@click.argument("kpis", nargs=-1)
+@click.option(
+    "--dialect",
+    default="duckdb",
+    show_default=True,
+    help="duckdb, sqlite, postgres, bigquery, snowflake, spark, databricks, trino, "
+    "redshift, tsql, mysql.",
+)
+@_query_options
+@_common
+def compile_command(
+    kpis: tuple[str, ...],
+    dialect: str,
+    grain: str,
+    by: tuple[str, ...],
+    start: str | None,
+    end: str | None,
+    where: str | None,
+    all_kpis: bool,
+    project_path: Path | None,
+    connector_url: str | None,
+    plugins: tuple[str, ...],
+) -> None:
+    """Print the one SQL statement that computes the KPIs.
+
+    \b
+    Example:
+      kpi compile win_rate --dialect snowflake --grain month --by region
+    """
+    project = _load(project_path, plugins)
+    names = _kpi_names(kpis, all_kpis, project)
+    click.echo(
+        project.compile(
+            names, dialect=dialect, grain=grain, by=by, start=start, end=end, where=where
+        )
+        + ";"
+    )
+
+
+@cli.command(name="run")
+@click.argument("kpis", nargs=-1)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+)
+@_query_options
+@_common
+def run_command(
+    kpis: tuple[str, ...],
+    fmt: str,
+    grain: str,
+    by: tuple[str, ...],
+    start: str | None,
+    end: str | None,
+    where: str | None,
+    all_kpis: bool,
+    project_path: Path | None,
+    connector_url: str | None,
+    plugins: tuple[str, ...],
+) -> None:
+    """Compute KPI values on an engine.
+
+    \b
+    Example:
+      kpi run win_rate mrr --grain quarter --by region --format json \\
+          --connector duckdb:///warehouse.duckdb
+    """
+    from kpiengine import api
+    from kpiengine.present import result_csv, result_json, result_table
+
+    project = _load(project_path, plugins)
+    names = _kpi_names(kpis, all_kpis, project)
+    request = project.request(names, grain=grain, start=start, end=end, by=by, where=where)
+    from kpiengine.plan import build_plan
+
+    build_plan(project.model, request)  # definition errors before opening the engine
+    with api.connect(_connector_url(connector_url, project)) as connection:
+        result = project.run(
+            names, connection, grain=grain, start=start, end=end, by=by, where=where
+        )
+    if fmt == "json":
+        click.echo(result_json(result))
+    elif fmt == "csv":
+        click.echo(result_csv(result), nl=False)
+    else:
+        click.echo(result_table(result, project.model))
+
+
+@cli.command()
+@click.argument("kpi")
+@click.option("--dialect", default="duckdb", show_default=True)
+@_common
+def explain(
+    kpi: str,
+    dialect: str,
+    project_path: Path | None,
+    connector_url: str | None,
+    plugins: tuple[str, ...],
+) -> None:
+    """Show a KPI's lineage: inputs, sources, columns, and the SQL.
+
+    \b
+    Example:
+      kpi explain clv_cac_ratio
+    """
+    from kpiengine.lineage import explain_kpi
+
+    project = _load(project_path, plugins)
+    if kpi not in project.model.kpis:
+        from kpiengine.diagnostics import did_you_mean
+
+        hint = did_you_mean(kpi, project.model.kpis)
+        raise UsageError(f"unknown KPI `{kpi}`" + (f"; {hint}" if hint else ""))
+    click.echo(explain_kpi(project, kpi, dialect))
+
+
+@cli.command()
+@click.argument("kind", required=False, type=click.Choice(["project", "source", "kpi", "rule"]))
+@click.option(
+    "--write",
+    "write_dir",
+    type=click.Path(path_type=Path),
+    help="Write every schema as <kind>.schema.json into this folder.",
+)
+def schema(kind: str | None, write_dir: Path | None) -> None:
+    """Print the JSON Schema of a definition file kind (for editors and CI).
+
+    \b
+    Example:
+      kpi schema kpi > kpi.schema.json
+      kpi schema --write .schemas/
+    """
+    import json
+
+    from kpiengine.loader import schema_for
+
+    kinds = ["project", "source", "kpi", "rule"]
+    if write_dir is not None:
+        write_dir.mkdir(parents=True, exist_ok=True)
+        for name in kinds:
+            (write_dir / f"{name}.schema.json").write_text(
+                json.dumps(schema_for(name), indent=2) + "\n", encoding="utf-8"
+            )
+        click.echo(f"wrote {len(kinds)} schemas to {write_dir}")
+        return
+    if kind is None:
+        click.echo(json.dumps({name: schema_for(name) for name in kinds}, indent=2))
+    else:
+        click.echo(json.dumps(schema_for(kind), indent=2))
+
+
+# -- entry point -----------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; map every error to a message and an exit code, never a traceback."""
+    try:
+        cli.main(args=argv, prog_name="kpi", standalone_mode=False)
+    except click.exceptions.Exit as done:
+        return int(done.exit_code or 0)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.ClickException as error:
+        error.show()
+        return 2
+    except DefinitionError as error:
+        _show_definition_error(error)
+        return error.exit_code
+    except (UsageError, EngineError) as error:
+        click.echo(
+            f"kpi: {'error' if isinstance(error, UsageError) else 'engine error'}: {error}",
+            err=True,
+        )
+        return error.exit_code
+    except KpiError as error:
+        click.echo(f"kpi: {error}", err=True)
+        return error.exit_code
+    except SystemExit as done:
+        return int(done.code or 0) if isinstance(done.code, int | None) else 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # last resort: a bug of ours, still no traceback
+        click.echo(
+            f"kpi: internal error: {error!r}\n  hint: please report this with the "
+            "command you ran (set KPI_DEBUG=1 to see the traceback)",
+            err=True,
+        )
+        import os
+
+        if os.environ.get("KPI_DEBUG"):
+            raise
+        return 2
+    return 0
+
+
+def _show_definition_error(error: DefinitionError) -> None:
+    from kpiengine.formats.text import render_one
+    from kpiengine.source import SourceTexts
+
+    texts = getattr(error, "texts", None) or SourceTexts()
+    for diagnostic in error.diagnostics:
+        click.echo(render_one(diagnostic, texts), err=True)
+
+
+def entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,300 @@
+"""Per-dialect SQL fixes on top of sqlglot.
+
+sqlglot transpiles most of what we emit, but not everything is valid or equivalent on
+every engine (e.g. it renders a month bucket for SQLite as ``TIMESTAMP_TRUNC(t, MONTH)``,
+which SQLite does not have). Each engine whose rendering needs a fix gets a small
+:class:`DialectRules` subclass; everything else uses the portable default.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+
+from sqlglot import exp
+
+DIALECTS = (
+    "duckdb",
+    "sqlite",
+    "postgres",
+    "bigquery",
+    "snowflake",
+    "spark",
+    "databricks",
+    "trino",
+    "redshift",
+    "tsql",
+    "mysql",
+)
+
+
+_PLAIN_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+#: Words reserved in at least one supported dialect: quoted when used as a name.
+RESERVED = frozenset(
+    [
+        "all",
+        "and",
+        "any",
+        "array",
+        "as",
+        "asc",
+        "at",
+        "between",
+        "both",
+        "by",
+        "case",
+        "cast",
+        "check",
+        "collate",
+        "column",
+        "constraint",
+        "create",
+        "cross",
+        "current",
+        "current_date",
+        "current_time",
+        "current_timestamp",
+        "current_user",
+        "default",
+        "delete",
+        "desc",
+        "distinct",
+        "do",
+        "drop",
+        "else",
+        "end",
+        "except",
+        "exists",
+        "false",
+        "fetch",
+        "filter",
+        "for",
+        "foreign",
+        "from",
+        "full",
+        "grant",
+        "group",
+        "having",
+        "ilike",
+        "in",
+        "inner",
+        "insert",
+        "intersect",
+        "interval",
+        "into",
+        "is",
+        "join",
+        "lateral",
+        "leading",
+        "left",
+        "like",
+        "limit",
+        "natural",
+        "not",
+        "null",
+        "offset",
+        "on",
+        "only",
+        "or",
+        "order",
+        "outer",
+        "over",
+        "partition",
+        "primary",
+        "qualify",
+        "range",
+        "references",
+        "right",
+        "rows",
+        "select",
+        "session_user",
+        "some",
+        "symmetric",
+        "table",
+        "then",
+        "to",
+        "trailing",
+        "true",
+        "union",
+        "unique",
+        "update",
+        "user",
+        "using",
+        "values",
+        "when",
+        "where",
+        "window",
+        "with",
+    ]
+)
+
+
+def identifier(name: str) -> exp.Identifier:
+    """A user-given name, quoted only when it must be.
+
+    Lower-case plain names stay unquoted so engines that fold case (Snowflake upper-cases
+    unquoted names) still find tables created without quotes; anything else, and reserved
+    words, are quoted so they are always read as names, never as SQL.
+    """
+    return exp.Identifier(this=name, quoted=name in RESERVED or not _PLAIN_IDENTIFIER.match(name))
+
+
+def column_ref(name: str, table: str) -> exp.Column:
+    return exp.Column(this=identifier(name), table=exp.to_identifier(table))
+
+
+def table_ref(dotted: str, alias: str) -> exp.Table:
+    """``schema.table`` (or ``table``) with an alias; each part is an identifier."""
+    *schema, name = dotted.split(".")
+    return exp.Table(
+        this=identifier(name),
+        db=identifier(schema[-1]) if schema else None,
+        catalog=identifier(schema[-2]) if len(schema) > 1 else None,
+        alias=exp.TableAlias(this=exp.to_identifier(alias)),
+    )
+
+
+def _date_type() -> exp.DataType:
+    return exp.DataType.build("DATE")
+
+
+class DialectRules:
+    """Portable rendering (standard SQL that sqlglot transpiles correctly)."""
+
+    name = "duckdb"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    # -- literals -----------------------------------------------------------------------
+    def date_literal(self, value: dt.date) -> exp.Expression:
+        return exp.Cast(this=exp.Literal.string(value.isoformat()), to=_date_type())
+
+    def time_bound(self, value: dt.date, column_type: str) -> exp.Expression:
+        """A range bound compared with a time column of the given type."""
+        if column_type == "date":
+            return self.date_literal(value)
+        return exp.Cast(
+            this=exp.Literal.string(f"{value.isoformat()} 00:00:00"),
+            to=exp.DataType.build("TIMESTAMP"),
+        )
+
+    def to_double(self, value: exp.Expression) -> exp.Expression:
+        return exp.Cast(this=value, to=exp.DataType.build("DOUBLE"))
+
+    # -- periods ------------------------------------------------------------------------
+    def bucket(
+        self, value: exp.Expression, grain: str, fiscal_year_start: int, week_start: str
+    ) -> exp.Expression:
+        """The start date of the period holding ``value``."""
+        if grain == "day":
+            return exp.Cast(this=value, to=_date_type())
+        shift = 0
+        if grain in ("quarter", "year"):
+            shift = fiscal_year_start - 1
+        elif grain == "week" and week_start == "sunday":
+            shift = -1  # in days: Sunday-started weeks are Monday weeks moved back a day
+        unit = "DAY" if grain == "week" else "MONTH"
+        if shift:
+            value = self.add(value, -shift, unit)
+        truncated = self.truncate(value, grain)
+        if shift:
+            truncated = self.add(truncated, shift, unit)
+        return exp.Cast(this=truncated, to=_date_type())
+
+    def truncate(self, value: exp.Expression, grain: str) -> exp.Expression:
+        return exp.TimestampTrunc(this=value, unit=exp.var(grain.upper()))
+
+    def add(self, value: exp.Expression, amount: int, unit: str) -> exp.Expression:
+        return exp.DateAdd(this=value, expression=exp.Literal.number(amount), unit=exp.var(unit))
+
+    def spine(self, periods: Sequence[dt.date]) -> exp.Select:
+        """A query with one row per period, column ``period``."""
+        rows = [exp.Tuple(expressions=[exp.Literal.string(p.isoformat())]) for p in periods]
+        values = exp.Values(
+            expressions=rows,
+            alias=exp.TableAlias(
+                this=exp.to_identifier("spine_values"), columns=[exp.to_identifier("p")]
+            ),
+        )
+        return exp.select(
+            exp.alias_(exp.Cast(this=exp.column("p"), to=_date_type()), "period")
+        ).from_(values)
+
+
+class SQLiteRules(DialectRules):
+    """SQLite has no date type, no DATE_TRUNC and no column names on VALUES aliases."""
+
+    def date_literal(self, value: dt.date) -> exp.Expression:
+        return exp.Literal.string(value.isoformat())
+
+    def time_bound(self, value: dt.date, column_type: str) -> exp.Expression:
+        # ISO text compares correctly with ISO dates and timestamps stored as text.
+        return exp.Literal.string(value.isoformat())
+
+    def bucket(
+        self, value: exp.Expression, grain: str, fiscal_year_start: int, week_start: str
+    ) -> exp.Expression:
+        day = exp.Anonymous(this="DATE", expressions=[value])
+        if grain == "day":
+            return day
+        if grain == "week":
+            # back 6 days, then forward to the first Monday (Sunday): the week's first day
+            weekday = "weekday 1" if week_start == "monday" else "weekday 0"
+            return exp.Anonymous(
+                this="DATE",
+                expressions=[value, exp.Literal.string("-6 days"), exp.Literal.string(weekday)],
+            )
+        months = {"month": 1, "quarter": 3, "year": 12}[grain]
+        shift = fiscal_year_start - 1 if grain in ("quarter", "year") else 0
+        # month index since year 0, shifted to the fiscal year, truncated to the grain
+        year = exp.Cast(
+            this=exp.Anonymous(this="STRFTIME", expressions=[exp.Literal.string("%Y"), value]),
+            to=exp.DataType.build("INTEGER"),
+        )
+        month = exp.Cast(
+            this=exp.Anonymous(this="STRFTIME", expressions=[exp.Literal.string("%m"), value]),
+            to=exp.DataType.build("INTEGER"),
+        )
+        index = exp.Sub(
+            this=exp.Add(
+                this=exp.Mul(this=year, expression=exp.Literal.number(12)),
+                expression=exp.Sub(this=month, expression=exp.Literal.number(1)),
+            ),
+            expression=exp.Literal.number(shift),
+        )
+        index = exp.Paren(this=index)
+        start = exp.Add(
+            this=exp.Sub(
+                this=index, expression=exp.Mod(this=index, expression=exp.Literal.number(months))
+            ),
+            expression=exp.Literal.number(shift),
+        )
+        start = exp.Paren(this=start)
+        # months since 0000-01: add to the first day of year 0 is not portable in SQLite,
+        # so build 'YYYY-MM-01' text from the index.
+        year_part = exp.Cast(
+            this=exp.Div(this=start, expression=exp.Literal.number(12)),
+            to=exp.DataType.build("INTEGER"),
+        )
+        month_part = exp.Add(
+            this=exp.Mod(this=start, expression=exp.Literal.number(12)),
+            expression=exp.Literal.number(1),
+        )
+        return exp.Anonymous(
+            this="PRINTF", expressions=[exp.Literal.string("%04d-%02d-01"), year_part, month_part]
+        )
+
+    def spine(self, periods: Sequence[dt.date]) -> exp.Select:
+        rows = [exp.Tuple(expressions=[exp.Literal.string(p.isoformat())]) for p in periods]
+        return exp.select(exp.alias_(exp.column("column1"), "period")).from_(
+            exp.Subquery(this=exp.Values(expressions=rows))
+        )
+
+
+_RULES: dict[str, type[DialectRules]] = {"sqlite": SQLiteRules}
+
+
+def rules_for(dialect: str) -> DialectRules:
+    return _RULES.get(dialect, DialectRules)(dialect)

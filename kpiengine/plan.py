@@ -1,0 +1,340 @@
+"""Plan stage: which scans, which measures, which layers, which periods.
+
+KPIs that read the same source with the same time column share one **scan** (one pass
+over the table, grouped by period and dimensions); their aggregates become the scan's
+**measures**, with each KPI's filter and ``where`` folded into a conditional aggregate so
+that different filters still share the pass. Identical measures are computed once.
+Derived KPIs are ordered into **layers** by dependency depth. The whole plan compiles to
+one SQL statement.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from kpiengine.ast import Binary, Call, Name, Node, walk
+from kpiengine.check import Scope, check_expression
+from kpiengine.diagnostics import Diagnostic, did_you_mean
+from kpiengine.errors import DefinitionError, UsageError
+from kpiengine.functions import AGGREGATE, TIME, FunctionRegistry, default_registry
+from kpiengine.model import GRAINS, Expression, Join, Kpi, Project, Source
+from kpiengine.periods import period_start, spine
+from kpiengine.resolve import (
+    ColumnRef,
+    base_kpis,
+    dimension_available,
+    referenced_kpis,
+    resolve_column,
+)
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What to compute: KPIs, grain, range ``[start, end)``, dimensions, row filter."""
+
+    kpis: tuple[str, ...]
+    grain: str = "month"
+    start: dt.date | None = None
+    end: dt.date | None = None
+    by: tuple[str, ...] = ()
+    where: Expression | None = None
+
+
+@dataclass(frozen=True)
+class Measure:
+    alias: str
+    function: str
+    args: tuple[Node, ...]
+    condition: Node | None
+    counts: bool  # empty periods give 0, not null
+
+
+@dataclass
+class Scan:
+    """One pass over a source table, grouped by period and the requested dimensions."""
+
+    alias: str
+    source: Source
+    time: str
+    time_type: str
+    dimensions: list[ColumnRef]
+    joins: list[Join] = field(default_factory=list)
+    measures: dict[tuple[str, tuple[Node, ...], Node | None], Measure] = field(default_factory=dict)
+
+    def measure(
+        self, function: str, args: tuple[Node, ...], condition: Node | None, counts: bool
+    ) -> Measure:
+        key = (function, args, condition)
+        found = self.measures.get(key)
+        if found is None:
+            found = Measure(
+                f"{self.alias}_m{len(self.measures)}", function, args, condition, counts
+            )
+            self.measures[key] = found
+        return found
+
+    def need_join(self, ref: ColumnRef) -> None:
+        if ref.join is not None and ref.join not in self.joins:
+            self.joins.append(ref.join)
+
+
+@dataclass
+class KpiColumn:
+    """One KPI as a column of the result: source KPIs read measures, derived KPIs columns."""
+
+    kpi: Kpi
+    alias: str
+    layer: int
+    scans: tuple[str, ...]
+    measures: dict[Call, Measure] = field(default_factory=dict)  # source KPIs only
+
+
+@dataclass
+class Plan:
+    project: Project
+    request: RunRequest
+    scans: list[Scan]
+    columns: dict[str, KpiColumn]  # every KPI computed, in dependency order
+    outputs: tuple[str, ...]  # the KPIs asked for, in order
+    periods: list[dt.date] | None  # the spine; None when the range comes from the data
+    functions: FunctionRegistry
+
+    @property
+    def layers(self) -> int:
+        return max((c.layer for c in self.columns.values()), default=0)
+
+
+def build_plan(
+    project: Project, request: RunRequest, functions: FunctionRegistry | None = None
+) -> Plan:
+    """Check the request against the definitions and group the work into scans."""
+    functions = functions or default_registry()
+    _check_request_shape(project, request)
+    needed = _dependency_order(project, request.kpis)
+    problems = _check_request(project, request, needed, functions)
+    if problems:
+        raise DefinitionError(problems)
+
+    scans: dict[tuple[str, str], Scan] = {}
+    columns: dict[str, KpiColumn] = {}
+    for name in needed:
+        kpi = project.kpis[name]
+        alias = f"k{len(columns)}"
+        if kpi.is_derived:
+            inputs = [columns[d] for d in referenced_kpis(kpi)]
+            layer = 1 + max((c.layer for c in inputs), default=0)
+            reads = tuple(sorted({s for c in inputs for s in c.scans}))
+            columns[name] = KpiColumn(kpi, alias, layer, reads)
+            continue
+        source = project.sources[kpi.source or ""]
+        time = kpi.time or source.time or ""
+        key = (source.name, time)
+        scan = scans.get(key)
+        if scan is None:
+            dims = [_dimension_ref(project, source, d) for d in request.by]
+            scan = Scan(f"s{len(scans)}", source, time, source.columns[time].type, dims)
+            for ref in dims:
+                scan.need_join(ref)
+            scans[key] = scan
+        columns[name] = KpiColumn(
+            kpi, alias, 0, (scan.alias,), _measures(project, kpi, scan, functions)
+        )
+    if request.where is not None and request.where.tree is not None:
+        for scan in scans.values():
+            _join_columns(project, scan, request.where.tree)
+    periods = None
+    if request.grain != "all" and request.start is not None and request.end is not None:
+        periods = spine(
+            request.start, request.end, request.grain, project.fiscal_year_start, project.week_start
+        )
+    return Plan(project, request, list(scans.values()), columns, request.kpis, periods, functions)
+
+
+def _measures(
+    project: Project, kpi: Kpi, scan: Scan, functions: FunctionRegistry
+) -> dict[Call, Measure]:
+    tree = kpi.expression.tree
+    assert tree is not None
+    row_filter = kpi.filter.tree if kpi.filter is not None else None
+    if row_filter is not None:
+        _join_columns(project, scan, row_filter)
+    found: dict[Call, Measure] = {}
+    for node in walk(tree):
+        if not isinstance(node, Call):
+            continue
+        spec = functions.get(node.name)
+        if spec is None or spec.kind != AGGREGATE:
+            continue
+        condition = _and(row_filter, node.where)
+        _join_columns(project, scan, node)
+        found[node] = scan.measure(node.name, node.args, condition, spec.counts)
+    return found
+
+
+def _and(left: Node | None, right: Node | None) -> Node | None:
+    if left is None or right is None:
+        return left or right
+    return Binary(left.span, "and", left, right)
+
+
+def _join_columns(project: Project, scan: Scan, tree: Node) -> None:
+    for node in walk(tree):
+        if isinstance(node, Name):
+            ref = resolve_column(project, scan.source, node.parts)
+            if ref is not None:
+                scan.need_join(ref)
+
+
+def _dimension_ref(project: Project, source: Source, dimension: str) -> ColumnRef:
+    ref = resolve_column(project, source, tuple(dimension.split(".")))
+    assert ref is not None, "checked by _check_request"
+    return ref
+
+
+# -- request checks ------------------------------------------------------------------
+
+
+def _check_request_shape(project: Project, request: RunRequest) -> None:
+    """Problems with the request itself are usage errors (exit 2)."""
+    if not request.kpis:
+        raise UsageError("name at least one KPI, or use --all")
+    if request.grain not in GRAINS:
+        raise UsageError(f"unknown grain `{request.grain}`; use one of {', '.join(GRAINS)}")
+    for name in request.kpis:
+        if name not in project.kpis:
+            hint = did_you_mean(name, project.kpis)
+            raise UsageError(f"unknown KPI `{name}`" + (f"; {hint}" if hint else ""))
+    if request.start and request.end and request.start >= request.end:
+        raise UsageError(f"empty range: --from {request.start} is not before --to {request.end}")
+    if len(set(request.by)) != len(request.by):
+        raise UsageError("a dimension is given twice in --by")
+
+
+def _dependency_order(project: Project, names: tuple[str, ...]) -> list[str]:
+    """The KPIs to compute, every input before the KPIs that use it."""
+    order: dict[str, None] = {}
+    for root in names:
+        stack: list[tuple[str, bool]] = [(root, False)]
+        while stack:
+            name, expanded = stack.pop()
+            if name in order:
+                continue
+            kpi = project.kpis[name]
+            if expanded or not kpi.is_derived:
+                order[name] = None
+                continue
+            stack.append((name, True))
+            stack.extend((d, False) for d in reversed(referenced_kpis(kpi)) if d not in order)
+    return list(order)
+
+
+def _check_request(
+    project: Project, request: RunRequest, needed: list[str], functions: FunctionRegistry
+) -> list[Diagnostic]:
+    problems: list[Diagnostic] = []
+    time_functions = {s.name for s in functions if s.kind == TIME}
+    for name in needed:
+        kpi = project.kpis[name]
+        if kpi.expression.tree is None:
+            problems.append(
+                Diagnostic("KPI201", f"KPI `{name}` has a syntax error", kpi.expression.span)
+            )
+            continue
+        for node in walk(kpi.expression.tree):
+            if isinstance(node, Call) and node.name in time_functions:
+                if request.grain == "all":
+                    problems.append(
+                        Diagnostic(
+                            "KPI312",
+                            f"`{node.name}` needs a time grain, not `all`",
+                            node.name_span or node.span,
+                            "run with --grain month (or day, week, quarter, year)",
+                        )
+                    )
+                else:
+                    problems.append(
+                        Diagnostic(
+                            "KPI314",
+                            f"time function `{node.name}` is not supported yet",
+                            node.name_span or node.span,
+                            "its SQL comes with the time-intelligence work; until then this KPI "
+                            "cannot be computed",
+                        )
+                    )
+        if kpi.semi_additive is not None:
+            problems.append(
+                Diagnostic(
+                    "KPI314",
+                    f"`semi_additive: {kpi.semi_additive}` is not supported yet",
+                    kpi.span,
+                    "until then this KPI cannot be computed",
+                )
+            )
+    for name in request.kpis:
+        for base in base_kpis(project, name):
+            for dimension in request.by:
+                if not dimension_available(project, base, dimension):
+                    problems.append(_unavailable(project, name, base, dimension, "--by"))
+            if request.where is not None and request.where.tree is not None:
+                problems.extend(_check_where(project, name, base, request.where, functions))
+    unique: dict[tuple[str, str], Diagnostic] = {}
+    for problem in problems:
+        unique.setdefault((problem.code, problem.message), problem)
+    return list(unique.values())
+
+
+def _unavailable(project: Project, name: str, base: Kpi, dimension: str, flag: str) -> Diagnostic:
+    via = "" if base.name == name else f" (through its input `{base.name}`)"
+    declared = base.dimensions
+    hint = (
+        f"`{base.name}` declares dimensions: {', '.join(declared) or 'none'}"
+        if declared is not None
+        else f"`{base.name}` reads source `{base.source}`"
+    )
+    return Diagnostic(
+        "KPI310",
+        f"KPI `{name}`{via} cannot be grouped by `{dimension}` ({flag})",
+        base.dimension_spans[0] if base.dimension_spans else base.span,
+        hint,
+    )
+
+
+def _check_where(
+    project: Project, name: str, base: Kpi, where: Expression, functions: FunctionRegistry
+) -> list[Diagnostic]:
+    assert where.tree is not None
+    source = project.sources[base.source or ""]
+    scope = Scope("row", project, functions, source)
+    kind = check_expression(where.tree, scope)
+    problems = list(scope.diagnostics)
+    if kind not in ("boolean", "null"):
+        problems.append(
+            Diagnostic(
+                "KPI305",
+                "--where must be a condition",
+                where.span,
+                "e.g. --where \"region = 'emea'\"",
+            )
+        )
+    if problems:
+        return problems
+    for node in walk(where.tree):
+        if isinstance(node, Name) and not dimension_available(project, base, node.dotted):
+            problems.append(_unavailable(project, name, base, node.dotted, "--where"))
+    return problems
+
+
+def data_range_needed(plan: Plan) -> bool:
+    """Whether the run must first ask the engine for the data's time range."""
+    request = plan.request
+    return request.grain != "all" and (request.start is None or request.end is None)
+
+
+def first_period(plan: Plan) -> dt.date | None:
+    request = plan.request
+    if request.start is None or request.grain == "all":
+        return None
+    return period_start(
+        request.start, request.grain, plan.project.fiscal_year_start, plan.project.week_start
+    )

@@ -1,0 +1,107 @@
+"""The plugin manager: built-ins, entry points, project plugins, ``--plugin`` modules.
+
+Each plugin is loaded on its own; one that fails to import or whose hook raises is
+recorded with the reason (shown by ``kpi plugins`` and as a warning) and the rest keep
+working, as sqlfluff does.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+import pluggy
+
+from kpiengine import hookspecs
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "kpiengine"
+
+
+@dataclass
+class PluginFailure:
+    name: str
+    reason: str
+
+
+@dataclass
+class PluginHost:
+    manager: pluggy.PluginManager
+    failures: list[PluginFailure] = field(default_factory=list)
+
+    def collect(self, hook_name: str) -> list[Any]:
+        """Call one hook on every plugin separately, so one broken plugin is isolated."""
+        items: list[Any] = []
+        for plugin in self.manager.get_plugins():
+            impl = getattr(plugin, hook_name, None)
+            if impl is None:
+                continue
+            name = self.manager.get_name(plugin) or repr(plugin)
+            try:
+                items.extend(impl() or [])
+            except Exception as error:  # a plugin's bug must not take the engine down
+                self.failures.append(PluginFailure(name, f"{hook_name} raised {error!r}"))
+                log.warning("plugin %s: %s raised %r", name, hook_name, error)
+        return items
+
+
+def _new_manager() -> pluggy.PluginManager:
+    manager = pluggy.PluginManager("kpiengine")
+    manager.add_hookspecs(hookspecs)
+    from kpiengine import builtin
+
+    manager.register(builtin, name="builtin")
+    return manager
+
+
+def build_host(modules: Iterable[str] = (), entry_points: bool = True) -> PluginHost:
+    host = PluginHost(_new_manager())
+    if entry_points:
+        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            _register(host, ep.name, ep.load)
+    for module in modules:
+        _register(host, module, lambda module=module: importlib.import_module(module))
+    return host
+
+
+def _register(host: PluginHost, name: str, load: Any) -> None:
+    if host.manager.has_plugin(name):
+        return
+    try:
+        host.manager.register(load(), name=name)
+    except Exception as error:
+        host.failures.append(PluginFailure(name, f"failed to load: {error!r}"))
+        log.warning("plugin %s failed to load: %r", name, error)
+
+
+_host: PluginHost | None = None
+
+
+def default_host() -> PluginHost:
+    global _host
+    if _host is None:
+        _host = build_host()
+    return _host
+
+
+def add_plugin_modules(modules: Iterable[str]) -> None:
+    """Register project or ``--plugin`` modules on the process-wide host."""
+    host = default_host()
+    for module in modules:
+        _register(host, module, lambda module=module: importlib.import_module(module))
+    from kpiengine import functions
+
+    functions.reset_default_registry()
+
+
+def plugin_functions() -> list[Any]:
+    return default_host().collect("kpiengine_functions")
+
+
+def plugin_connectors() -> list[Any]:
+    return default_host().collect("kpiengine_connectors")

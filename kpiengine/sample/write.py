@@ -1,0 +1,337 @@
+"""Write the sample dataset to a database or a folder of files, all or nothing.
+
+One :class:`Writer` per URL scheme (:data:`WRITERS`). A writer refuses, when it is
+created, to overwrite any sample table that already exists unless ``replace`` is true;
+it then receives each table as a stream of Arrow batches and finally ``commit()`` or
+``abort()``. Nothing half-written is ever left at the target: a new database file or a
+table file is written under a temporary name and renamed at the end, and an existing
+database receives everything in one transaction.
+
+Adding an engine (PostgreSQL) means adding one Writer class and one WRITERS entry.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from itertools import groupby
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import parse_qs
+
+import numpy as np
+import pyarrow as pa
+
+from kpiengine.connectors import path_of
+from kpiengine.errors import EngineError, UsageError
+from kpiengine.sample.columns import iso_dates, iso_timestamps
+from kpiengine.sample.generate import check_arguments, generate
+from kpiengine.sample.tables import SPEC_BY_NAME, TABLES
+
+Progress = Callable[[str, int], None]
+
+
+class Writer(Protocol):
+    def write_table(self, table: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> None:
+        """Create ``table`` (replacing it when allowed) from the batches."""
+
+    def commit(self) -> None:
+        """Make every table written visible at the target."""
+
+    def abort(self) -> None:
+        """Leave the target as it was before."""
+
+
+def write_sample(
+    url: str,
+    rows: int = 100_000,
+    seed: int = 42,
+    progress: Progress | None = None,
+    *,
+    replace: bool = False,
+) -> dict[str, int]:
+    """Generate the sample dataset and write it to ``url``; return table -> row count.
+
+    ``url``: ``duckdb:///file.duckdb``, ``sqlite:///file.db`` (three slashes then a
+    relative path, four for an absolute one), or ``files:///folder`` (one
+    ``<table>.parquet`` each; ``files:///folder?format=csv`` for CSV with a header).
+    ``progress(table, rows_so_far)`` is called after each batch. Raises UsageError when
+    a sample table exists at the target and ``replace`` is false.
+    """
+    check_arguments(rows, seed)
+    scheme = url.partition("://")[0] if "://" in url else ""
+    factory = WRITERS.get(scheme)
+    if factory is None:
+        known = ", ".join(f"{s}://" for s in WRITERS)
+        raise UsageError(f"cannot write the sample data to `{url}`: use one of {known}")
+    writer = factory(url, replace)
+    counts: dict[str, int] = {}
+    failure: list[BaseException] = []
+
+    def counted(
+        table: str, batches: Iterator[tuple[str, pa.RecordBatch]]
+    ) -> Iterator[pa.RecordBatch]:
+        try:
+            for _, batch in batches:
+                counts[table] = counts.get(table, 0) + batch.num_rows
+                if progress is not None:
+                    progress(table, counts[table])
+                yield batch
+        except BaseException as error:  # an engine may wrap it; re-raised as it was below
+            failure.append(error)
+            raise
+
+    try:
+        for table, group in groupby(generate(rows, seed), key=lambda item: item[0]):
+            counts[table] = 0
+            writer.write_table(table, SPEC_BY_NAME[table].schema, counted(table, group))
+    except BaseException as error:
+        writer.abort()
+        if failure and failure[0] is not error:
+            raise failure[0] from None
+        raise
+    writer.commit()
+    return counts
+
+
+def _refuse(url: str, existing: Sequence[str]) -> None:
+    if existing:
+        names = ", ".join(existing)
+        raise UsageError(
+            f"{url} already has sample table(s) {names}; pass replace=True (--replace) to"
+            " overwrite them"
+        )
+
+
+def _database_path(url: str) -> Path:
+    path = path_of(url)
+    if not path or path == ":memory:":
+        raise UsageError(f"`{url}` names no database file to write the sample data to")
+    return Path(path)
+
+
+def _temporary_sibling(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+
+
+def _remove(*paths: Path) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
+
+
+class DuckDBWriter:
+    """DuckDB: each table created from the Arrow stream with CREATE TABLE AS."""
+
+    def __init__(self, url: str, replace: bool) -> None:
+        import duckdb
+
+        self._error = duckdb.Error
+        self.target = _database_path(url)
+        self.fresh = not self.target.exists()
+        self.path = _temporary_sibling(self.target) if self.fresh else self.target
+        try:
+            self.connection = duckdb.connect(str(self.path))
+        except duckdb.Error as error:
+            raise EngineError(f"cannot open DuckDB database `{self.path}`: {error}") from error
+        if not self.fresh:
+            rows = self.connection.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+            ).fetchall()
+            present = {name for (name,) in rows}
+            existing = [t for t in TABLES if t in present]
+            if existing and not replace:
+                self.connection.close()
+                _refuse(url, existing)
+            self.connection.begin()
+        self.replace = replace
+
+    def write_table(self, table: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> None:
+        reader = pa.RecordBatchReader.from_batches(schema, batches)
+        name = "kpiengine_sample_stream"
+        try:
+            if self.replace:
+                self.connection.execute(f'DROP TABLE IF EXISTS "{table}"')
+            self.connection.register(name, reader)
+            self.connection.execute(f'CREATE TABLE "{table}" AS SELECT * FROM {name}')
+        except self._error as error:
+            raise EngineError(f"DuckDB: cannot write {table}: {error}") from error
+        finally:
+            self.connection.unregister(name)
+
+    def commit(self) -> None:
+        if self.fresh:
+            self.connection.close()
+            os.replace(self.path, self.target)
+        else:
+            self.connection.commit()
+            self.connection.close()
+
+    def abort(self) -> None:
+        try:
+            if not self.fresh:
+                self.connection.rollback()
+        finally:
+            self.connection.close()
+            if self.fresh:
+                _remove(self.path, self.path.with_name(self.path.name + ".wal"))
+
+
+_SQLITE_TYPES = {
+    "string": "TEXT",
+    "integer": "INTEGER",
+    "number": "REAL",
+    "boolean": "BOOLEAN",  # stored as 0/1
+    "date": "DATE",  # stored as 'YYYY-MM-DD' text
+    "timestamp": "TIMESTAMP",  # stored as 'YYYY-MM-DD HH:MM:SS' text
+}
+
+
+class SQLiteWriter:
+    """SQLite: typed columns, rows inserted with executemany batch by batch."""
+
+    def __init__(self, url: str, replace: bool) -> None:
+        self.target = _database_path(url)
+        self.fresh = not self.target.exists()
+        self.path = _temporary_sibling(self.target) if self.fresh else self.target
+        try:
+            self.connection = sqlite3.connect(self.path, isolation_level=None)
+            present = {
+                name
+                for (name,) in self.connection.execute(
+                    "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')"
+                )
+            }
+        except sqlite3.Error as error:
+            raise EngineError(f"cannot open SQLite database `{self.path}`: {error}") from error
+        existing = [t for t in TABLES if t in present]
+        if existing and not replace:
+            self.connection.close()
+            _refuse(url, existing)
+        if self.fresh:  # the file is renamed into place only when complete
+            self.connection.execute("PRAGMA journal_mode = OFF")
+            self.connection.execute("PRAGMA synchronous = OFF")
+        self.connection.execute("BEGIN")
+        self.replace = replace
+
+    def write_table(self, table: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> None:
+        spec = SPEC_BY_NAME[table]
+        columns = ", ".join(f'"{c.name}" {_SQLITE_TYPES[c.type]}' for c in spec.columns)
+        insert = f'INSERT INTO "{table}" VALUES ({", ".join("?" * len(spec.columns))})'
+        try:
+            if self.replace:
+                self.connection.execute(f'DROP TABLE IF EXISTS "{table}"')
+            self.connection.execute(f'CREATE TABLE "{table}" ({columns})')
+            for batch in batches:
+                self.connection.executemany(
+                    insert, zip(*map(_python_values, batch.columns), strict=True)
+                )
+        except sqlite3.Error as error:
+            raise EngineError(f"SQLite: cannot write {table}: {error}") from error
+
+    def commit(self) -> None:
+        self.connection.execute("COMMIT")
+        self.connection.close()
+        if self.fresh:
+            os.replace(self.path, self.target)
+
+    def abort(self) -> None:
+        try:
+            if self.connection.in_transaction:
+                self.connection.execute("ROLLBACK")
+        finally:
+            self.connection.close()
+            if self.fresh:
+                _remove(self.path, self.path.with_name(self.path.name + "-journal"))
+
+
+def _python_values(array: pa.Array) -> list[Any]:
+    """A column as Python values SQLite stores: ISO text for dates and timestamps."""
+    kind = array.type
+    if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
+        valid = array.is_valid().to_numpy(zero_copy_only=False)
+        raw = array.cast(pa.int64() if pa.types.is_timestamp(kind) else pa.int32())
+        numbers = raw.fill_null(0).to_numpy().astype(np.int64)
+        if pa.types.is_timestamp(kind):
+            return iso_timestamps(numbers // 1_000_000, valid).to_pylist()
+        return iso_dates(numbers, valid).to_pylist()
+    if array.null_count == 0 and (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+        return array.to_numpy().tolist()
+    return array.to_pylist()
+
+
+class FilesWriter:
+    """A folder with one ``<table>.parquet`` (or ``.csv``) per table."""
+
+    SUFFIXES = (".parquet", ".csv", ".tsv")  # what the files connector reads as tables
+
+    def __init__(self, url: str, replace: bool) -> None:
+        query = url.partition("?")[2]
+        options = parse_qs(query, keep_blank_values=True)
+        unknown = set(options) - {"format"}
+        fmt = options.get("format", ["parquet"])[-1]
+        if unknown or fmt not in ("parquet", "csv"):
+            raise UsageError(f"`{url}`: the only option is format=parquet|csv")
+        self.format = fmt
+        folder = path_of(url)
+        if not folder:
+            raise UsageError(f"`{url}` names no folder to write the sample files to")
+        self.folder = Path(folder)
+        if self.folder.exists() and not self.folder.is_dir():
+            raise UsageError(f"`{self.folder}` exists and is not a folder")
+        existing = [
+            t for t in TABLES if any((self.folder / f"{t}{s}").exists() for s in self.SUFFIXES)
+        ]
+        if existing and not replace:
+            _refuse(url, existing)
+        self.created_folder = not self.folder.exists()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.staging = Path(tempfile.mkdtemp(prefix=".kpiengine-sample-", dir=self.folder))
+        self.written: list[str] = []
+
+    def write_table(self, table: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> None:
+        path = self.staging / f"{table}.{self.format}"
+        if self.format == "parquet":
+            import pyarrow.parquet as pq
+
+            with pq.ParquetWriter(path, schema, compression="zstd") as out:
+                for batch in batches:
+                    out.write_batch(batch)
+        else:
+            import pyarrow.csv as pcsv
+
+            # Whole seconds, so timestamps read back as 'YYYY-MM-DD HH:MM:SS'.
+            fields = [
+                f.with_type(pa.timestamp("s")) if pa.types.is_timestamp(f.type) else f
+                for f in schema
+            ]
+            text_schema = pa.schema(fields)
+            with pcsv.CSVWriter(path, text_schema) as out:
+                for batch in batches:
+                    out.write_batch(batch.cast(text_schema))
+        self.written.append(table)
+
+    def commit(self) -> None:
+        for table in self.written:
+            final = self.folder / f"{table}.{self.format}"
+            for suffix in self.SUFFIXES:  # a stale file in another format would shadow it
+                if suffix != final.suffix:
+                    _remove(self.folder / f"{table}{suffix}")
+            os.replace(self.staging / final.name, final)
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+    def abort(self) -> None:
+        shutil.rmtree(self.staging, ignore_errors=True)
+        if self.created_folder and not any(self.folder.iterdir()):
+            self.folder.rmdir()
+
+
+WRITERS: dict[str, Callable[[str, bool], Writer]] = {
+    "duckdb": DuckDBWriter,
+    "sqlite": SQLiteWriter,
+    "files": FilesWriter,
+}

@@ -1,0 +1,126 @@
+WITH s0 AS (
+  SELECT
+    PRINTF(
+      '%04d-%02d-01',
+      CAST(CAST((
+        (
+          CAST(STRFTIME('%Y', t.closed_at) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.closed_at) AS INTEGER) - 1 - 0
+        ) - (
+          CAST(STRFTIME('%Y', t.closed_at) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.closed_at) AS INTEGER) - 1 - 0
+        ) % 3 + 0
+      ) AS REAL) / 12 AS INTEGER),
+      (
+        (
+          CAST(STRFTIME('%Y', t.closed_at) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.closed_at) AS INTEGER) - 1 - 0
+        ) - (
+          CAST(STRFTIME('%Y', t.closed_at) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.closed_at) AS INTEGER) - 1 - 0
+        ) % 3 + 0
+      ) % 12 + 1
+    ) AS period,
+    SUM(CASE WHEN t.stage = 'won' THEN t.amount END) AS s0_m0,
+    COUNT(CASE WHEN t.stage = 'won' THEN 1 END) AS s0_m1,
+    COUNT(*) AS s0_m2
+  FROM opportunities AS t
+  WHERE
+    t.closed_at >= '2024-01-01' AND t.closed_at < '2025-01-01'
+  GROUP BY
+    PRINTF(
+      '%04d-%02d-01',
+      CAST(CAST((
+        (
+          CAST(STRFTIME('%Y', t.closed_at) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.closed_at) AS INTEGER) - 1 - 0
+        ) - (
+          CAST(STRFTIME('%Y', t.closed_at) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.closed_at) AS INTEGER) - 1 - 0
+        ) % 3 + 0
+      ) AS REAL) / 12 AS INTEGER),
+      (
+        (
+          CAST(STRFTIME('%Y', t.closed_at) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.closed_at) AS INTEGER) - 1 - 0
+        ) - (
+          CAST(STRFTIME('%Y', t.closed_at) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.closed_at) AS INTEGER) - 1 - 0
+        ) % 3 + 0
+      ) % 12 + 1
+    )
+), s1 AS (
+  SELECT
+    PRINTF(
+      '%04d-%02d-01',
+      CAST(CAST((
+        (
+          CAST(STRFTIME('%Y', t.month) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.month) AS INTEGER) - 1 - 0
+        ) - (
+          CAST(STRFTIME('%Y', t.month) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.month) AS INTEGER) - 1 - 0
+        ) % 3 + 0
+      ) AS REAL) / 12 AS INTEGER),
+      (
+        (
+          CAST(STRFTIME('%Y', t.month) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.month) AS INTEGER) - 1 - 0
+        ) - (
+          CAST(STRFTIME('%Y', t.month) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.month) AS INTEGER) - 1 - 0
+        ) % 3 + 0
+      ) % 12 + 1
+    ) AS period,
+    SUM(t.amount) AS s1_m0
+  FROM spend AS t
+  WHERE
+    t.month >= '2024-01-01' AND t.month < '2025-01-01'
+  GROUP BY
+    PRINTF(
+      '%04d-%02d-01',
+      CAST(CAST((
+        (
+          CAST(STRFTIME('%Y', t.month) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.month) AS INTEGER) - 1 - 0
+        ) - (
+          CAST(STRFTIME('%Y', t.month) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.month) AS INTEGER) - 1 - 0
+        ) % 3 + 0
+      ) AS REAL) / 12 AS INTEGER),
+      (
+        (
+          CAST(STRFTIME('%Y', t.month) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.month) AS INTEGER) - 1 - 0
+        ) - (
+          CAST(STRFTIME('%Y', t.month) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.month) AS INTEGER) - 1 - 0
+        ) % 3 + 0
+      ) % 12 + 1
+    )
+), grid AS (
+  SELECT
+    period
+  FROM (
+    SELECT
+      column1 AS period
+    FROM (
+      VALUES
+        ('2024-01-01'),
+        ('2024-04-01'),
+        ('2024-07-01'),
+        ('2024-10-01')
+    )
+  ) AS spine
+), l0 AS (
+  SELECT
+    grid.period,
+    s0.s0_m0 AS k0,
+    COALESCE(s0.s0_m1, 0) AS k1,
+    s1.s1_m0 AS k3,
+    COALESCE(s0.s0_m2, 0) AS k4
+  FROM grid
+  LEFT JOIN s0
+    ON s0.period = grid.period
+  LEFT JOIN s1
+    ON s1.period = grid.period
+), l1 AS (
+  SELECT
+    *,
+    CAST(l0.k0 AS REAL) / NULLIF(l0.k1, 0) AS k2,
+    CAST(l0.k3 AS REAL) / NULLIF(l0.k4, 0) AS k5
+  FROM l0
+)
+SELECT
+  l1.period,
+  l1.k2,
+  l1.k5
+FROM l1
+WHERE
+  l1.period >= '2024-01-01'
+ORDER BY
+  l1.period NULLS LAST

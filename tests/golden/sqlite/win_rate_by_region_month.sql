@@ -1,0 +1,95 @@
+WITH s0 AS (
+  SELECT
+    PRINTF(
+      '%04d-%02d-01',
+      CAST(CAST((
+        (
+          CAST(STRFTIME('%Y', t.closed_at) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.closed_at) AS INTEGER) - 1 - 0
+        ) - (
+          CAST(STRFTIME('%Y', t.closed_at) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.closed_at) AS INTEGER) - 1 - 0
+        ) % 1 + 0
+      ) AS REAL) / 12 AS INTEGER),
+      (
+        (
+          CAST(STRFTIME('%Y', t.closed_at) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.closed_at) AS INTEGER) - 1 - 0
+        ) - (
+          CAST(STRFTIME('%Y', t.closed_at) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.closed_at) AS INTEGER) - 1 - 0
+        ) % 1 + 0
+      ) % 12 + 1
+    ) AS period,
+    t.region AS d0,
+    COUNT(CASE WHEN t.stage = 'won' THEN 1 END) AS s0_m0,
+    COUNT(CASE WHEN t.stage IN ('won', 'lost') THEN 1 END) AS s0_m1
+  FROM opportunities AS t
+  WHERE
+    t.closed_at >= '2024-01-01' AND t.closed_at < '2024-04-01'
+  GROUP BY
+    PRINTF(
+      '%04d-%02d-01',
+      CAST(CAST((
+        (
+          CAST(STRFTIME('%Y', t.closed_at) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.closed_at) AS INTEGER) - 1 - 0
+        ) - (
+          CAST(STRFTIME('%Y', t.closed_at) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.closed_at) AS INTEGER) - 1 - 0
+        ) % 1 + 0
+      ) AS REAL) / 12 AS INTEGER),
+      (
+        (
+          CAST(STRFTIME('%Y', t.closed_at) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.closed_at) AS INTEGER) - 1 - 0
+        ) - (
+          CAST(STRFTIME('%Y', t.closed_at) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.closed_at) AS INTEGER) - 1 - 0
+        ) % 1 + 0
+      ) % 12 + 1
+    ),
+    t.region
+), grid AS (
+  SELECT
+    spine.period,
+    combos.d0,
+    combos.f0
+  FROM (
+    SELECT
+      column1 AS period
+    FROM (
+      VALUES
+        ('2024-01-01'),
+        ('2024-02-01'),
+        ('2024-03-01')
+    )
+  ) AS spine
+  CROSS JOIN (
+    SELECT
+      d0,
+      MAX(f0) AS f0
+    FROM (
+      SELECT
+        d0,
+        1 AS f0
+      FROM s0
+      WHERE
+        period >= '2024-01-01'
+    ) AS seen
+    GROUP BY
+      d0
+  ) AS combos
+), l0 AS (
+  SELECT
+    grid.period,
+    grid.d0,
+    grid.f0,
+    CAST(COALESCE(s0.s0_m0, 0) AS REAL) / NULLIF(COALESCE(s0.s0_m1, 0), 0) AS k0
+  FROM grid
+  LEFT JOIN s0
+    ON s0.period = grid.period AND s0.d0 IS grid.d0
+)
+SELECT
+  l0.period,
+  l0.d0,
+  l0.f0,
+  l0.k0
+FROM l0
+WHERE
+  l0.period >= '2024-01-01'
+ORDER BY
+  l0.period NULLS LAST,
+  l0.d0 NULLS LAST

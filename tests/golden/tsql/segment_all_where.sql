@@ -1,0 +1,46 @@
+WITH s0 AS (
+  SELECT
+    j_accounts.segment AS d0,
+    COUNT(*) AS s0_m0,
+    SUM(CASE WHEN t.stage = 'won' THEN t.amount END) AS s0_m1
+  FROM opportunities AS t
+  LEFT JOIN accounts AS j_accounts
+    ON t.account_id = j_accounts.account_id
+  WHERE
+    t.closed_at >= CAST('2024-01-01 00:00:00' AS DATETIME2)
+    AND t.closed_at < CAST('2025-01-01 00:00:00' AS DATETIME2)
+    AND (
+      t.region <> 'internal'
+    )
+  GROUP BY
+    j_accounts.segment
+), grid AS (
+  SELECT
+    d0 AS d0,
+    MAX(f0) AS f0
+  FROM (
+    SELECT
+      d0 AS d0,
+      1 AS f0
+    FROM s0
+  ) AS seen
+  GROUP BY
+    d0
+), l0 AS (
+  SELECT
+    grid.d0 AS d0,
+    grid.f0 AS f0,
+    COALESCE(s0.s0_m0, 0) AS k0,
+    s0.s0_m1 AS k1
+  FROM grid
+  LEFT JOIN s0
+    ON s0.d0 IS NOT DISTINCT FROM grid.d0
+)
+SELECT
+  l0.d0,
+  l0.f0,
+  l0.k0,
+  l0.k1
+FROM l0
+ORDER BY
+  CASE WHEN l0.d0 IS NULL THEN 1 ELSE 0 END, l0.d0
