@@ -156,7 +156,7 @@ def table_ref(dotted: str, alias: str) -> exp.Table:
 
 
 def _date_type() -> exp.DataType:
-    return exp.DataType.build("DATE")
+    return exp.DataType.build(exp.DataType.Type.DATE)
 
 
 class DialectRules:
@@ -177,11 +177,11 @@ class DialectRules:
             return self.date_literal(value)
         return exp.Cast(
             this=exp.Literal.string(f"{value.isoformat()} 00:00:00"),
-            to=exp.DataType.build("TIMESTAMP"),
+            to=exp.DataType.build(exp.DataType.Type.TIMESTAMP),
         )
 
     def to_double(self, value: exp.Expression) -> exp.Expression:
-        return exp.Cast(this=value, to=exp.DataType.build("DOUBLE"))
+        return exp.Cast(this=value, to=exp.DataType.build(exp.DataType.Type.DOUBLE))
 
     # -- periods ------------------------------------------------------------------------
     def bucket(
@@ -251,11 +251,11 @@ class SQLiteRules(DialectRules):
         # month index since year 0, shifted to the fiscal year, truncated to the grain
         year = exp.Cast(
             this=exp.Anonymous(this="STRFTIME", expressions=[exp.Literal.string("%Y"), value]),
-            to=exp.DataType.build("INTEGER"),
+            to=exp.DataType.build(exp.DataType.Type.INT),
         )
         month = exp.Cast(
             this=exp.Anonymous(this="STRFTIME", expressions=[exp.Literal.string("%m"), value]),
-            to=exp.DataType.build("INTEGER"),
+            to=exp.DataType.build(exp.DataType.Type.INT),
         )
         index = exp.Sub(
             this=exp.Add(
@@ -276,7 +276,7 @@ class SQLiteRules(DialectRules):
         # so build 'YYYY-MM-01' text from the index.
         year_part = exp.Cast(
             this=exp.Div(this=start, expression=exp.Literal.number(12)),
-            to=exp.DataType.build("INTEGER"),
+            to=exp.DataType.build(exp.DataType.Type.INT),
         )
         month_part = exp.Add(
             this=exp.Mod(this=start, expression=exp.Literal.number(12)),

@@ -33,10 +33,16 @@ class Alert:
     message: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kpi": self.kpi, "rule": self.rule,
-                "period": self.period.isoformat() if self.period else None,
-                "dimensions": dict(self.dimensions), "value": self.value,
-                "target": self.target, "severity": self.severity, "message": self.message}
+        return {
+            "kpi": self.kpi,
+            "rule": self.rule,
+            "period": self.period.isoformat() if self.period else None,
+            "dimensions": dict(self.dimensions),
+            "value": self.value,
+            "target": self.target,
+            "severity": self.severity,
+            "message": self.message,
+        }
 
 
 def evaluate(project: Project, result: Result) -> tuple[list[Alert], dict[ResultRow, str]]:
@@ -60,8 +66,9 @@ def evaluate(project: Project, result: Result) -> tuple[list[Alert], dict[Result
     return alerts, status
 
 
-def _variables(kpi: Kpi, row: ResultRow, cells: Mapping[tuple[Any, ...], Any],
-               previous_period: dt.date | None) -> Callable[[str], Any]:
+def _variables(
+    kpi: Kpi, row: ResultRow, cells: Mapping[tuple[Any, ...], Any], previous_period: dt.date | None
+) -> Callable[[str], Any]:
     def lookup(name: str) -> Any:
         if name == "value":
             return row.value
@@ -74,20 +81,30 @@ def _variables(kpi: Kpi, row: ResultRow, cells: Mapping[tuple[Any, ...], Any],
     return lookup
 
 
-def _alert(project: Project, kpi: Kpi, rule: Rule, row: ResultRow,
-           variables: Callable[[str], Any]) -> Alert:
+def _alert(
+    project: Project, kpi: Kpi, rule: Rule, row: ResultRow, variables: Callable[[str], Any]
+) -> Alert:
     target = kpi.target.value if kpi.target else None
     message = rule.message or f"{kpi.name}: rule {rule.name} fired"
     if rule.message:
         from kpiengine.templates import render_message
 
-        message = render_message(rule.message, {
-            "value": row.value, "target": target, "previous": variables("previous"),
-            "kpi": kpi.name, "title": kpi.title or kpi.name,
-            "period": row.period.isoformat() if row.period else None,
-            **{k: v for k, v in row.dimensions}}, project.currency)
-    return Alert(kpi.name, rule.name, row.period, row.dimensions, row.value, target,
-                 rule.severity, message)
+        message = render_message(
+            rule.message,
+            {
+                "value": row.value,
+                "target": target,
+                "previous": variables("previous"),
+                "kpi": kpi.name,
+                "title": kpi.title or kpi.name,
+                "period": row.period.isoformat() if row.period else None,
+                **{k: v for k, v in row.dimensions},
+            },
+            project.currency,
+        )
+    return Alert(
+        kpi.name, rule.name, row.period, row.dimensions, row.value, target, rule.severity, message
+    )
 
 
 def _truthy(value: Any) -> bool:
@@ -146,10 +163,17 @@ def _binary(node: Binary, variables: Callable[[str], Any]) -> Any:
     if node.op in ("/", "%") and right == 0:
         return None
     operations: dict[str, Callable[[Any, Any], Any]] = {
-        "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
-        "/": lambda a, b: a / b, "%": lambda a, b: a % b, "=": lambda a, b: a == b,
-        "!=": lambda a, b: a != b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
-        ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+        "+": lambda a, b: a + b,
+        "-": lambda a, b: a - b,
+        "*": lambda a, b: a * b,
+        "/": lambda a, b: a / b,
+        "%": lambda a, b: a % b,
+        "=": lambda a, b: a == b,
+        "!=": lambda a, b: a != b,
+        "<": lambda a, b: a < b,
+        "<=": lambda a, b: a <= b,
+        ">": lambda a, b: a > b,
+        ">=": lambda a, b: a >= b,
     }
     return operations[node.op](left, right)
 
@@ -163,8 +187,12 @@ def _call(node: Call, variables: Callable[[str], Any]) -> Any:
     if any(a is None for a in args):
         return None
     functions: dict[str, Callable[..., Any]] = {
-        "abs": abs, "round": lambda x, n=0: round(x, int(n)), "least": min, "greatest": max,
-        "lower": str.lower, "upper": str.upper,
+        "abs": abs,
+        "round": lambda x, n=0: round(x, int(n)),
+        "least": min,
+        "greatest": max,
+        "lower": str.lower,
+        "upper": str.upper,
     }
     function = functions.get(node.name)
     return function(*args) if function else None

@@ -90,7 +90,7 @@ def _if(args: Sequence[Any], dialect: str) -> Any:
 
 def _days_between(args: Sequence[Any], dialect: str) -> Any:
     exp = _exp()
-    start, end = (exp.Cast(this=a, to=exp.DataType.build("DATE")) for a in args)
+    start, end = (exp.Cast(this=a, to=exp.DataType.build(exp.DataType.Type.DATE)) for a in args)
     return exp.DateDiff(this=end, expression=start, unit=exp.var("DAY"))
 
 

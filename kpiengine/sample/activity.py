@@ -65,10 +65,14 @@ def activities(w: World) -> Batches:
         cold_rep = np.where(leads.rep[lead] >= 0, leads.rep[lead], any_rep)
         cold_kind = np.where(rng.random(cold) < 0.4, 0, 1)
 
-        kind = np.r_[deal_kind, cold_kind]
+        # Both kinds of activity together, in time order within the part.
+        at = np.concatenate([deal_at, cold_at])
+        order = np.argsort(at, kind="stable")
+        kind = np.concatenate([deal_kind, cold_kind])[order]
         rows = len(kind)
         email = kind == 1
-        reply = np.r_[np.full(len(deal), _REPLY_CHANCE[0]), np.full(cold, _REPLY_CHANCE[1])]
+        on_deal = order < len(deal)
+        reply = np.where(on_deal, _REPLY_CHANCE[0], _REPLY_CHANCE[1])
         minutes = np.select(
             [kind == 0, kind == 2],
             [
@@ -77,14 +81,15 @@ def activities(w: World) -> Batches:
             ],
             rng.choice([45, 60, 90], rows),
         ).astype(np.int64)
+        no_deal, no_lead = np.full(cold, -1), np.full(len(deal), -1)
         columns = {
             "activity_id": ids(rows, first_id),
-            "rep_id": refs(np.r_[opp.rep[deal], cold_rep]),
+            "rep_id": refs(np.concatenate([opp.rep[deal], cold_rep])[order]),
             "kind": codes(ACTIVITY_KINDS, kind),
-            "occurred_at": Col(np.r_[deal_at, cold_at]),
-            "opportunity_id": refs(np.r_[deal, np.full(cold, -1)]),
-            "lead_id": refs(np.r_[np.full(len(deal), -1), lead]),
-            "account_id": refs(np.r_[opp.account[deal], leads.account[lead]]),
+            "occurred_at": Col(at[order]),
+            "opportunity_id": refs(np.concatenate([deal, no_deal])[order]),
+            "lead_id": refs(np.concatenate([no_lead, lead])[order]),
+            "account_id": refs(np.concatenate([opp.account[deal], leads.account[lead]])[order]),
             "replied": Col(rng.random(rows) < reply, email),
             "duration_minutes": Col(minutes, ~email),
         }

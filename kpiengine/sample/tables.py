@@ -498,7 +498,7 @@ def source_yaml(spec: TableSpec) -> str:
     """The ``definitions/sources/<table>.yaml`` text for a table (SPEC §3 source format)."""
     lines = [
         "# A table of the sample dataset (docs/sample-data.md), as `kpi sample-data` writes it.",
-        "# Rendered by kpiengine.sample.source_yaml: keep it in step with kpiengine/sample/tables.py.",
+        "# Rendered from kpiengine/sample/tables.py (source_yaml): change both together.",
         f"source: {spec.name}",
         f"description: {_scalar(spec.description)}",
         f"table: {spec.name}",

@@ -304,12 +304,7 @@ class FilesWriter:
         else:
             import pyarrow.csv as pcsv
 
-            # Whole seconds, so timestamps read back as 'YYYY-MM-DD HH:MM:SS'.
-            fields = [
-                f.with_type(pa.timestamp("s")) if pa.types.is_timestamp(f.type) else f
-                for f in schema
-            ]
-            text_schema = pa.schema(fields)
+            text_schema = _csv_schema(table, schema)
             with pcsv.CSVWriter(path, text_schema) as out:
                 for batch in batches:
                     out.write_batch(batch.cast(text_schema))
@@ -328,6 +323,22 @@ class FilesWriter:
         shutil.rmtree(self.staging, ignore_errors=True)
         if self.created_folder and not any(self.folder.iterdir()):
             self.folder.rmdir()
+
+
+def _csv_schema(table: str, schema: pa.Schema) -> pa.Schema:
+    """Types that read back right from text: timestamps in whole seconds
+    ('YYYY-MM-DD HH:MM:SS'), numbers always with decimals ('2880.00', never '2880', which a
+    CSV reader would take for an integer)."""
+    spec = SPEC_BY_NAME[table]
+    fields = []
+    for field in schema:
+        if pa.types.is_timestamp(field.type):
+            field = field.with_type(pa.timestamp("s"))
+        elif pa.types.is_floating(field.type):
+            scale = 2 if spec.column(field.name).unit == "currency" else 6
+            field = field.with_type(pa.decimal128(24, scale))
+        fields.append(field)
+    return pa.schema(fields)
 
 
 WRITERS: dict[str, Callable[[str, bool], Writer]] = {
