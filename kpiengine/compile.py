@@ -22,11 +22,13 @@ from collections.abc import Callable
 
 from sqlglot import exp
 
-from kpiengine.ast import Between, Binary, Call, InList, IsNull, Literal, Name, Node, Unary
+from kpiengine.ast import Between, Binary, Call, InList, IsNull, Literal, Name, Node, Unary, walk
 from kpiengine.dialects import DialectRules, column_ref, rules_for, table_ref
-from kpiengine.functions import AGGREGATE, FunctionRegistry
-from kpiengine.plan import KpiColumn, Plan, Scan, first_period
+from kpiengine.functions import AGGREGATE, TIME, FunctionRegistry
+from kpiengine.periods import spine
+from kpiengine.plan import KpiColumn, Measure, Plan, Scan
 from kpiengine.resolve import resolve_column
+from kpiengine.timeplan import periods_argument
 
 SOURCE_ALIAS = "t"
 
@@ -54,11 +56,13 @@ class ExpressionCompiler:
         functions: FunctionRegistry,
         name: Callable[[Name], exp.Expression],
         aggregate: Callable[[Call], exp.Expression] | None = None,
+        time_call: Callable[[Call, list[exp.Expression]], exp.Expression] | None = None,
     ) -> None:
         self.rules = rules
         self.functions = functions
         self.name = name
         self.aggregate = aggregate
+        self.time_call = time_call
 
     def compile(self, node: Node) -> exp.Expression:
         if isinstance(node, Literal):
@@ -115,6 +119,9 @@ class ExpressionCompiler:
         if spec.kind == AGGREGATE:
             assert self.aggregate is not None, "aggregates are planned as measures"
             return self.aggregate(node)
+        if spec.kind == TIME:
+            assert self.time_call is not None, "time functions only in derived layers"
+            return self.time_call(node, [self.compile(a) for a in node.args[:1]])
         return spec.sql([self.compile(a) for a in node.args], self.rules.name)
 
 
@@ -158,7 +165,7 @@ class _QueryBuilder:
     def build(self) -> exp.Select:
         ctes: list[tuple[str, exp.Expression]] = []
         for scan in self.plan.scans:
-            ctes.append((scan.alias, self._scan(scan)))
+            ctes.extend(self._scan_ctes(scan))
         keys = (["period"] if self.timed else []) + self.dims
         ctes.append(("grid", self._grid(ctes)))
         ctes.extend(self._layers())
@@ -166,12 +173,12 @@ class _QueryBuilder:
         columns = [
             *keys,
             *(f"f{i}" for i in range(len(self.plan.scans)) if self.dims),
-            *(c.alias for c in self.plan.columns.values() if c.kpi.name in self.plan.outputs),
+            *(c.alias for c in self.plan.columns.values() if c.name in self.plan.outputs),
         ]
         query = _select(*(exp.column(c, table=last) for c in columns)).from_(
             _table(last), copy=False
         )
-        start = first_period(self.plan)
+        start = self.plan.first_period
         if start is not None and self.timed:
             query = query.where(
                 exp.GTE(
@@ -189,19 +196,41 @@ class _QueryBuilder:
         return query
 
     # -- scans ------------------------------------------------------------------------
-    def _scan(self, scan: Scan) -> exp.Select:
+    def _scan_ctes(self, scan: Scan) -> list[tuple[str, exp.Expression]]:
+        """The scan's CTE, preceded for a snapshot scan by the CTE of its snapshot times."""
         request = self.plan.request
         project = self.plan.project
         compiler = ExpressionCompiler(
             self.rules, self.plan.functions, lambda node: self._column(scan, node)
         )
         time = column_ref(scan.time, SOURCE_ALIAS)
-        selects: list[exp.Expression] = []
-        groups: list[exp.Expression] = []
+        bucket = None
         if self.timed:
             bucket = self.rules.bucket(
                 time, request.grain, project.fiscal_year_start, project.week_start
             )
+        conditions = self._time_range(scan, time)
+        for tree in (scan.row_filter, request.where.tree if request.where else None):
+            if tree is not None:
+                conditions.append(_paren(compiler.compile(tree)))
+        ctes: list[tuple[str, exp.Expression]] = []
+        query = self._scan_source(scan)
+        at_edge = None
+        if scan.snapshot is not None:
+            # every row in range keeps its dimension values visible; only rows at the
+            # period's snapshot time count in the aggregates
+            edge_alias = f"{scan.alias}_edge"
+            ctes.append((edge_alias, self._snapshot_edges(scan, time, bucket, conditions)))
+            at_edge = exp.EQ(this=time.copy(), expression=exp.column("edge", table=edge_alias))
+            on = (
+                exp.EQ(this=bucket.copy(), expression=exp.column("period", table=edge_alias))
+                if bucket is not None
+                else exp.true()
+            )
+            query = query.join(_left_join(_table(edge_alias), on), copy=False)
+        selects: list[exp.Expression] = []
+        groups: list[exp.Expression] = []
+        if bucket is not None:
             selects.append(exp.alias_(bucket, "period"))
             groups.append(bucket.copy())
         for alias, ref in zip(self.dims, scan.dimensions, strict=True):
@@ -209,8 +238,19 @@ class _QueryBuilder:
             selects.append(exp.alias_(column, alias))
             groups.append(column.copy())
         for measure in scan.measures.values():
-            selects.append(exp.alias_(self._measure(compiler, measure), measure.alias))
-        query = _select(*selects).from_(table_ref(scan.source.table, SOURCE_ALIAS), copy=False)
+            value = self._measure(compiler, measure, at_edge)
+            selects.append(exp.alias_(value, measure.alias))
+        query = query.select(*selects, copy=False)
+        if conditions:
+            query = query.where(exp.and_(*conditions, copy=False), copy=False)
+        if groups:
+            query = query.group_by(*groups, copy=False)
+        ctes.append((scan.alias, query))
+        return ctes
+
+    def _scan_source(self, scan: Scan) -> exp.Select:
+        """``FROM <table> AS t LEFT JOIN <joined> ...`` with nothing selected yet."""
+        query = exp.Select().from_(table_ref(scan.source.table, SOURCE_ALIAS), copy=False)
         for join in scan.joins:
             alias = f"j_{join.source}"
             target = self.plan.project.sources[join.source]
@@ -218,24 +258,37 @@ class _QueryBuilder:
                 this=column_ref(join.left, SOURCE_ALIAS), expression=column_ref(join.right, alias)
             )
             query = query.join(_left_join(table_ref(target.table, alias), on), copy=False)
-        conditions = self._time_range(scan, time)
-        if request.where is not None and request.where.tree is not None:
-            conditions.append(_paren(compiler.compile(request.where.tree)))
+        return query
+
+    def _snapshot_edges(
+        self,
+        scan: Scan,
+        time: exp.Expression,
+        bucket: exp.Expression | None,
+        conditions: list[exp.Expression],
+    ) -> exp.Select:
+        """Per period, the latest (``last``) or earliest (``first``) snapshot time present
+        after the filters: one time for all dimension values (SPEC §5)."""
+        edge = exp.Max if scan.snapshot == "last" else exp.Min
+        selects: list[exp.Expression] = [exp.alias_(edge(this=time.copy()), "edge")]
+        query = self._scan_source(scan)
+        if bucket is not None:
+            selects.insert(0, exp.alias_(bucket.copy(), "period"))
+            query = query.group_by(bucket.copy(), copy=False)
+        query = query.select(*selects, copy=False)
         if conditions:
-            query = query.where(exp.and_(*conditions, copy=False), copy=False)
-        if groups:
-            query = query.group_by(*groups, copy=False)
+            query = query.where(exp.and_(*(c.copy() for c in conditions), copy=False), copy=False)
         return query
 
     def _time_range(self, scan: Scan, time: exp.Expression) -> list[exp.Expression]:
-        request = self.plan.request
+        """Rows in ``[start, end)``, plus whole earlier periods that time functions read."""
+        plan = self.plan
+        request = plan.request
         found: list[exp.Expression] = []
-        if request.start is not None:
+        lower = plan.scan_start
+        if lower is not None:
             found.append(
-                exp.GTE(
-                    this=time.copy(),
-                    expression=self.rules.time_bound(request.start, scan.time_type),
-                )
+                exp.GTE(this=time.copy(), expression=self.rules.time_bound(lower, scan.time_type))
             )
         if request.end is not None:
             found.append(
@@ -243,15 +296,48 @@ class _QueryBuilder:
                     this=time.copy(), expression=self.rules.time_bound(request.end, scan.time_type)
                 )
             )
+        first = plan.first_period
+        # history before the range is read in whole periods; the range itself starts
+        # exactly at `start`, so rows in [first period, start) stay out
+        if (
+            request.start is not None
+            and first is not None
+            and lower != request.start
+            and first < request.start
+        ):
+            found.append(
+                exp.Paren(
+                    this=exp.Or(
+                        this=exp.LT(
+                            this=time.copy(),
+                            expression=self.rules.time_bound(first, scan.time_type),
+                        ),
+                        expression=exp.GTE(
+                            this=time.copy(),
+                            expression=self.rules.time_bound(request.start, scan.time_type),
+                        ),
+                    )
+                )
+            )
         return found
 
-    def _measure(self, compiler: ExpressionCompiler, measure) -> exp.Expression:  # type: ignore[no-untyped-def]
+    def _measure(
+        self, compiler: ExpressionCompiler, measure: Measure, extra: exp.Expression | None = None
+    ) -> exp.Expression:
+        """The aggregate, its first argument restricted to rows meeting its condition."""
         spec = self.plan.functions.get(measure.function)
         assert spec is not None and spec.sql is not None
         args = [compiler.compile(a) for a in measure.args]
+        conditions = [] if extra is None else [extra.copy()]
         if measure.condition is not None:
-            condition = compiler.compile(measure.condition)
+            conditions.append(compiler.compile(measure.condition))
+        if conditions:
             first = args[0] if args else exp.Literal.number(1)
+            condition = (
+                conditions[0]
+                if len(conditions) == 1
+                else exp.and_(*(_paren(c) for c in conditions), copy=False)
+            )
             args = [exp.Case(ifs=[exp.If(this=condition, true=first)]), *args[1:]]
         return spec.sql(args, self.rules.name)
 
@@ -272,14 +358,8 @@ class _QueryBuilder:
         if self.timed:
             if plan.periods is not None:
                 spine = self.rules.spine(plan.periods)
-            else:  # no range given: the periods present in the data
-                parts = [
-                    _select(exp.column("period")).from_(_table(s.alias), copy=False)
-                    for s in plan.scans
-                ]
-                spine = parts[0]
-                for part in parts[1:]:
-                    spine = exp.union(spine, part, distinct=True, copy=False)
+            else:
+                spine = self._data_spine()
         if not self.dims:
             if spine is None:
                 return _select(exp.alias_(exp.Literal.number(1), "one"))
@@ -302,7 +382,7 @@ class _QueryBuilder:
 
     def _combos(self) -> exp.Select:
         """Dimension values seen in the range, with a flag per scan that saw them."""
-        start = first_period(self.plan)
+        start = self.plan.first_period
         parts: list[exp.Select] = []
         for index, scan in enumerate(self.plan.scans):
             flags = [
@@ -333,6 +413,37 @@ class _QueryBuilder:
             .group_by(*(exp.column(d) for d in self.dims), copy=False)
         )
 
+    def _data_spine(self) -> exp.Expression:
+        """Without a connection to ask, the periods present in the data; with a range,
+        those before it (history for time functions) plus the range's complete spine."""
+        plan = self.plan
+        request = plan.request
+        parts: list[exp.Expression] = []
+        for scan in plan.scans:
+            part = _select(exp.column("period")).from_(_table(scan.alias), copy=False)
+            if plan.first_period is not None and request.end is not None:
+                part = part.where(
+                    exp.LT(
+                        this=exp.column("period"),
+                        expression=self.rules.date_literal(plan.first_period),
+                    ),
+                    copy=False,
+                )
+            parts.append(part)
+        if plan.first_period is not None and request.end is not None:
+            periods = spine(
+                plan.first_period,
+                request.end,
+                request.grain,
+                plan.project.fiscal_year_start,
+                plan.project.week_start,
+            )
+            parts.append(self.rules.spine(periods))
+        union = parts[0]
+        for part in parts[1:]:
+            union = exp.union(union, part, distinct=True, copy=False)
+        return union
+
     # -- KPI layers -------------------------------------------------------------------
     def _layers(self) -> list[tuple[str, exp.Expression]]:
         plan = self.plan
@@ -362,26 +473,83 @@ class _QueryBuilder:
                 )
             condition = exp.and_(*on, copy=False) if on else exp.true()
             base = base.join(_left_join(_table(scan.alias), condition), copy=False)
+        if self.timed and _uses(plan, "streak"):  # period ordinal per partition
+            ordinal = exp.Window(
+                this=exp.RowNumber(),
+                partition_by=[exp.column(d, table="grid") for d in self.dims] or None,
+                order=exp.Order(expressions=[exp.Ordered(this=exp.column("period", table="grid"))]),
+            )
+            base = base.select(exp.alias_(ordinal, "n"), append=True, copy=False)
         for column in by_layer.get(0, []):
             base = base.select(
                 exp.alias_(self._source_kpi(column), column.alias), append=True, copy=False
             )
         layers.append(("l0", base))
-        aliases = {c.kpi.name: c.alias for c in plan.columns.values()}
+        aliases = {c.name: c.alias for c in plan.columns.values()}
         for layer in range(1, plan.layers + 1):
             previous = layers[-1][0]
             compiler = ExpressionCompiler(
                 self.rules,
                 plan.functions,
                 lambda node, previous=previous: exp.column(aliases[node.parts[0]], table=previous),
+                time_call=lambda node, args, previous=previous: self._time_call(
+                    node, args, previous
+                ),
             )
             query = _select(exp.Star()).from_(_table(previous), copy=False)
             for column in by_layer.get(layer, []):
-                assert column.kpi.expression.tree is not None
-                value = _fill(compiler.compile(column.kpi.expression.tree), column)
+                value = _fill(compiler.compile(column.expression), column)
                 query = query.select(exp.alias_(value, column.alias), append=True, copy=False)
             layers.append((f"l{layer}", query))
         return layers
+
+    # -- time functions ---------------------------------------------------------------
+    def _time_call(self, node: Call, args: list[exp.Expression], table: str) -> exp.Expression:
+        """A time function as a window over the previous layer's complete grid."""
+        value = args[0]
+        n = periods_argument(node)
+        if node.name == "previous":
+            return self._window(exp.Lag(this=value, offset=exp.Literal.number(n)), table)
+        if node.name == "growth":
+            before = self._window(exp.Lag(this=value, offset=exp.Literal.number(n)), table)
+            return divide(
+                self.rules, exp.Sub(this=_paren(value.copy()), expression=before), before.copy()
+            )
+        if node.name in ("rolling_sum", "rolling_avg"):
+            aggregate = exp.Sum if node.name == "rolling_sum" else exp.Avg
+            return self._window(aggregate(this=value), table, preceding=n - 1)
+        if node.name == "cumulative_sum":
+            return self._window(exp.Sum(this=value), table, preceding=None)
+        if node.name == "streak":
+            # periods since the last one where the condition did not hold (null = not)
+            ordinal = exp.column("n", table=table)
+            breaks = exp.Case(ifs=[exp.If(this=value, true=exp.Null())], default=ordinal.copy())
+            last_break = self._window(exp.Max(this=breaks), table, preceding=None)
+            return exp.Sub(
+                this=ordinal,
+                expression=exp.Coalesce(this=last_break, expressions=[exp.Literal.number(0)]),
+            )
+        raise AssertionError(f"unknown time function {node.name}")
+
+    def _window(
+        self, function: exp.Expression, table: str, preceding: int | bool | None = False
+    ) -> exp.Window:
+        """``function OVER (PARTITION BY dims ORDER BY period [ROWS frame])``.
+
+        ``preceding``: False for no frame, None for all earlier rows, k for k rows.
+        """
+        spec = None
+        if preceding is not False:
+            start = "UNBOUNDED" if preceding is None else exp.Literal.number(preceding)
+            spec = exp.WindowSpec(
+                kind="ROWS", start=start, start_side="PRECEDING", end="CURRENT ROW"
+            )
+        return exp.Window(
+            this=function,
+            partition_by=[exp.column(d, table=table) for d in self.dims] or None,
+            order=exp.Order(expressions=[exp.Ordered(this=exp.column("period", table=table))]),
+            spec=spec,
+        )
 
     def _source_kpi(self, column: KpiColumn) -> exp.Expression:
         scan_alias = column.scans[0]
@@ -396,8 +564,15 @@ class _QueryBuilder:
         compiler = ExpressionCompiler(
             self.rules, self.plan.functions, name=_no_columns, aggregate=aggregate
         )
-        assert column.kpi.expression.tree is not None
-        return _fill(compiler.compile(column.kpi.expression.tree), column)
+        return _fill(compiler.compile(column.expression), column)
+
+
+def _uses(plan: Plan, function: str) -> bool:
+    return any(
+        isinstance(node, Call) and node.name == function
+        for column in plan.columns.values()
+        for node in walk(column.expression)
+    )
 
 
 def _select(*columns: exp.Expression) -> exp.Select:
@@ -415,9 +590,9 @@ def _table(name: str) -> exp.Table:
 
 
 def _fill(value: exp.Expression, column: KpiColumn) -> exp.Expression:
-    if column.kpi.fill_null is None:
+    if column.fill_null is None:
         return value
-    return exp.Coalesce(this=value, expressions=[exp.Literal.number(column.kpi.fill_null)])
+    return exp.Coalesce(this=value, expressions=[exp.Literal.number(column.fill_null)])
 
 
 def _no_columns(node: Name) -> exp.Expression:

@@ -180,6 +180,13 @@ class DialectRules:
             to=exp.DataType.build(exp.DataType.Type.TIMESTAMP),
         )
 
+    def percentile(self, fraction: exp.Expression, value: exp.Expression) -> exp.Expression:
+        """Continuous (interpolated) percentile of ``value``: PERCENTILE_CONT."""
+        return exp.WithinGroup(
+            this=exp.PercentileCont(this=fraction),
+            expression=exp.Order(expressions=[exp.Ordered(this=value, nulls_first=False)]),
+        )
+
     def to_double(self, value: exp.Expression) -> exp.Expression:
         return exp.Cast(this=value, to=exp.DataType.build(exp.DataType.Type.DOUBLE))
 
@@ -285,6 +292,10 @@ class SQLiteRules(DialectRules):
         return exp.Anonymous(
             this="PRINTF", expressions=[exp.Literal.string("%04d-%02d-01"), year_part, month_part]
         )
+
+    def percentile(self, fraction: exp.Expression, value: exp.Expression) -> exp.Expression:
+        # registered on every connection by the SQLite connector (builtin/sqlite.py)
+        return exp.Anonymous(this="kpi_percentile_cont", expressions=[value, fraction])
 
     def spine(self, periods: Sequence[dt.date]) -> exp.Select:
         rows = [exp.Tuple(expressions=[exp.Literal.string(p.isoformat())]) for p in periods]

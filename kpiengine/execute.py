@@ -31,7 +31,8 @@ def run(project: Project, request: RunRequest, connection: Connection) -> Result
 
 
 def _with_data_range(plan: Plan, connection: Connection) -> RunRequest:
-    """Fill a missing start or end from the earliest and latest times in the data."""
+    """Fill a missing start or end from the earliest and latest times in the data, and
+    the first period with data for KPIs that read all history (``cumulative_sum``)."""
     request = plan.request
     earliest: dt.date | None = None
     latest: dt.date | None = None
@@ -51,10 +52,12 @@ def _with_data_range(plan: Plan, connection: Connection) -> RunRequest:
         earliest = min(starts) if starts else None
         latest = max(ends) if ends else None
     project = plan.project
-    start = request.start
-    if start is None and earliest is not None:
-        start = period_start(earliest, request.grain, project.fiscal_year_start, project.week_start)
-    start = start or dt.date.today()
+    first_data = None
+    if earliest is not None:
+        first_data = period_start(
+            earliest, request.grain, project.fiscal_year_start, project.week_start
+        )
+    start = request.start or first_data or dt.date.today()
     if request.end is not None:
         end = request.end
     elif latest is not None:
@@ -64,7 +67,8 @@ def _with_data_range(plan: Plan, connection: Connection) -> RunRequest:
         end = start
     if end <= start:  # no data in range: an empty spine
         end = start
-    return dataclasses.replace(request, start=start, end=max(end, start))
+    history = min(first_data, start) if first_data is not None else start
+    return dataclasses.replace(request, start=start, end=max(end, start), history_start=history)
 
 
 def _assemble(plan: Plan, columns: list[str], rows: list[tuple[Any, ...]], sql: str) -> Result:

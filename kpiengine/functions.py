@@ -104,20 +104,16 @@ def _count_distinct(args: Sequence[Any], dialect: str) -> Any:
     return exp.Count(this=exp.Distinct(expressions=[args[0]]))
 
 
-def _percentile_of(fraction: Any, value: Any) -> Any:
-    exp = _exp()
-    return exp.WithinGroup(
-        this=exp.PercentileCont(this=fraction),
-        expression=exp.Order(expressions=[exp.Ordered(this=value, nulls_first=False)]),
-    )
-
-
 def _median(args: Sequence[Any], dialect: str) -> Any:
-    return _percentile_of(_exp().Literal.number(0.5), args[0])
+    from kpiengine.dialects import rules_for
+
+    return rules_for(dialect).percentile(_exp().Literal.number(0.5), args[0])
 
 
 def _percentile(args: Sequence[Any], dialect: str) -> Any:
-    return _percentile_of(args[1], args[0])
+    from kpiengine.dialects import rules_for
+
+    return rules_for(dialect).percentile(args[1], args[0])
 
 
 def _time_function(args: Sequence[Any], dialect: str) -> Any:

@@ -11,6 +11,7 @@ one SQL statement.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from kpiengine.ast import Binary, Call, Name, Node, walk
@@ -19,7 +20,7 @@ from kpiengine.diagnostics import Diagnostic, did_you_mean
 from kpiengine.errors import DefinitionError, UsageError
 from kpiengine.functions import AGGREGATE, TIME, FunctionRegistry, default_registry
 from kpiengine.model import GRAINS, Expression, Join, Kpi, Project, Source
-from kpiengine.periods import period_start, spine
+from kpiengine.periods import add_periods, period_start, spine
 from kpiengine.resolve import (
     ColumnRef,
     base_kpis,
@@ -27,11 +28,16 @@ from kpiengine.resolve import (
     referenced_kpis,
     resolve_column,
 )
+from kpiengine.timeplan import AUX_PREFIX, lift_nested_windows, lookback
 
 
 @dataclass(frozen=True)
 class RunRequest:
-    """What to compute: KPIs, grain, range ``[start, end)``, dimensions, row filter."""
+    """What to compute: KPIs, grain, range ``[start, end)``, dimensions, row filter.
+
+    ``history_start`` is filled by the executor for KPIs that need all history
+    (``cumulative_sum``, ``streak``): the first period with data.
+    """
 
     kpis: tuple[str, ...]
     grain: str = "month"
@@ -39,6 +45,7 @@ class RunRequest:
     end: dt.date | None = None
     by: tuple[str, ...] = ()
     where: Expression | None = None
+    history_start: dt.date | None = None
 
 
 @dataclass(frozen=True)
@@ -52,13 +59,20 @@ class Measure:
 
 @dataclass
 class Scan:
-    """One pass over a source table, grouped by period and the requested dimensions."""
+    """One pass over a source table, grouped by period and the requested dimensions.
+
+    A ``snapshot`` scan (``semi_additive: last|first``) only reads the rows at the latest
+    (earliest) snapshot time of each period; its row filter cannot be folded into the
+    aggregates, since it decides which time is the latest, so it is the scan's own.
+    """
 
     alias: str
     source: Source
     time: str
     time_type: str
     dimensions: list[ColumnRef]
+    snapshot: str | None = None
+    row_filter: Node | None = None
     joins: list[Join] = field(default_factory=list)
     measures: dict[tuple[str, tuple[Node, ...], Node | None], Measure] = field(default_factory=dict)
 
@@ -81,12 +95,18 @@ class Scan:
 
 @dataclass
 class KpiColumn:
-    """One KPI as a column of the result: source KPIs read measures, derived KPIs columns."""
+    """One column of the result: a KPI, or a hidden step of a nested time function.
 
-    kpi: Kpi
+    Source KPIs read their scan's measures; derived columns read earlier columns, and
+    ``expression`` is their tree with nested time functions lifted into hidden columns.
+    """
+
+    name: str
     alias: str
     layer: int
     scans: tuple[str, ...]
+    expression: Node
+    fill_null: float | None = None
     measures: dict[Call, Measure] = field(default_factory=dict)  # source KPIs only
 
 
@@ -95,14 +115,30 @@ class Plan:
     project: Project
     request: RunRequest
     scans: list[Scan]
-    columns: dict[str, KpiColumn]  # every KPI computed, in dependency order
+    columns: dict[str, KpiColumn]  # every column computed, in dependency order
     outputs: tuple[str, ...]  # the KPIs asked for, in order
-    periods: list[dt.date] | None  # the spine; None when the range comes from the data
+    periods: list[dt.date] | None  # the spine; None when it must come from the data
     functions: FunctionRegistry
+    lookback: int | None = 0  # periods before the range that time functions read; None: all
+    first_period: dt.date | None = None  # the first output period
 
     @property
     def layers(self) -> int:
         return max((c.layer for c in self.columns.values()), default=0)
+
+    @property
+    def needs_history(self) -> bool:
+        return self.lookback is None and self.request.grain != "all"
+
+    @property
+    def scan_start(self) -> dt.date | None:
+        """Lower time bound of the scans: the range start, moved back for look-backs."""
+        request = self.request
+        if request.start is None or self.lookback is None:
+            return None if self.lookback is None else request.start
+        if self.lookback == 0 or self.first_period is None:
+            return request.start
+        return add_periods(self.first_period, request.grain, -self.lookback)
 
 
 def build_plan(
@@ -116,39 +152,109 @@ def build_plan(
     if problems:
         raise DefinitionError(problems)
 
-    scans: dict[tuple[str, str], Scan] = {}
+    scans: dict[tuple[object, ...], Scan] = {}
     columns: dict[str, KpiColumn] = {}
+    looks: dict[str, int | None] = {}
+
+    def add_derived(name: str, tree: Node, fill_null: float | None) -> None:
+        def hide(subtree: Node) -> str:
+            hidden = f"{AUX_PREFIX}{len(columns)}"
+            add_derived(hidden, subtree, None)
+            return hidden
+
+        tree = lift_nested_windows(tree, hide)
+        inputs = [columns[n.dotted] for n in walk(tree) if isinstance(n, Name)]
+        layer = 1 + max((c.layer for c in inputs), default=0)
+        reads = tuple(sorted({s for c in inputs for s in c.scans}))
+        columns[name] = KpiColumn(name, f"k{len(columns)}", layer, reads, tree, fill_null)
+        looks[name] = lookback(tree, looks)
+
     for name in needed:
         kpi = project.kpis[name]
-        alias = f"k{len(columns)}"
+        tree = kpi.expression.tree
+        assert tree is not None, "checked by _check_request"
         if kpi.is_derived:
-            inputs = [columns[d] for d in referenced_kpis(kpi)]
-            layer = 1 + max((c.layer for c in inputs), default=0)
-            reads = tuple(sorted({s for c in inputs for s in c.scans}))
-            columns[name] = KpiColumn(kpi, alias, layer, reads)
+            add_derived(name, tree, kpi.fill_null)
             continue
-        source = project.sources[kpi.source or ""]
-        time = kpi.time or source.time or ""
-        key = (source.name, time)
-        scan = scans.get(key)
-        if scan is None:
-            dims = [_dimension_ref(project, source, d) for d in request.by]
-            scan = Scan(f"s{len(scans)}", source, time, source.columns[time].type, dims)
-            for ref in dims:
-                scan.need_join(ref)
-            scans[key] = scan
+        scan = _scan_for(project, request, kpi, scans)
         columns[name] = KpiColumn(
-            kpi, alias, 0, (scan.alias,), _measures(project, kpi, scan, functions)
+            name,
+            f"k{len(columns)}",
+            0,
+            (scan.alias,),
+            tree,
+            kpi.fill_null,
+            _measures(project, kpi, scan, functions),
         )
+        looks[name] = 0
     if request.where is not None and request.where.tree is not None:
         for scan in scans.values():
             _join_columns(project, scan, request.where.tree)
+
+    project_start = project.fiscal_year_start, project.week_start
+    plan_lookback = _combine(looks[name] for name in request.kpis)
+    first = None
+    if request.grain != "all" and request.start is not None:
+        first = period_start(request.start, request.grain, *project_start)
     periods = None
     if request.grain != "all" and request.start is not None and request.end is not None:
-        periods = spine(
-            request.start, request.end, request.grain, project.fiscal_year_start, project.week_start
+        spine_start = request.start
+        if plan_lookback is None:
+            spine_start = min(request.history_start or request.start, request.start)
+            if request.history_start is None:
+                spine_start = None  # type: ignore[assignment]
+        elif plan_lookback and first is not None:
+            spine_start = add_periods(first, request.grain, -plan_lookback)
+        if spine_start is not None:
+            periods = spine(spine_start, request.end, request.grain, *project_start)
+    return Plan(
+        project,
+        request,
+        list(scans.values()),
+        columns,
+        request.kpis,
+        periods,
+        functions,
+        plan_lookback,
+        first,
+    )
+
+
+def _combine(looks: Iterable[int | None]) -> int | None:
+    total = 0
+    for look in looks:
+        if look is None:
+            return None
+        total = max(total, look)
+    return total
+
+
+def _scan_for(
+    project: Project, request: RunRequest, kpi: Kpi, scans: dict[tuple[object, ...], Scan]
+) -> Scan:
+    """The scan a source KPI reads: shared by every KPI on the same table and time column."""
+    source = project.sources[kpi.source or ""]
+    time = kpi.time or source.time or ""
+    row_filter = kpi.filter.tree if kpi.filter is not None and kpi.semi_additive else None
+    key = (source.name, time, kpi.semi_additive, row_filter)
+    scan = scans.get(key)
+    if scan is None:
+        dims = [_dimension_ref(project, source, d) for d in request.by]
+        scan = Scan(
+            f"s{len(scans)}",
+            source,
+            time,
+            source.columns[time].type,
+            dims,
+            kpi.semi_additive,
+            row_filter,
         )
-    return Plan(project, request, list(scans.values()), columns, request.kpis, periods, functions)
+        for ref in dims:
+            scan.need_join(ref)
+        if row_filter is not None:
+            _join_columns(project, scan, row_filter)
+        scans[key] = scan
+    return scan
 
 
 def _measures(
@@ -157,6 +263,8 @@ def _measures(
     tree = kpi.expression.tree
     assert tree is not None
     row_filter = kpi.filter.tree if kpi.filter is not None else None
+    if scan.snapshot is not None:
+        row_filter = None  # the snapshot scan applies it to every row it reads
     if row_filter is not None:
         _join_columns(project, scan, row_filter)
     found: dict[Call, Measure] = {}
@@ -242,35 +350,15 @@ def _check_request(
             )
             continue
         for node in walk(kpi.expression.tree):
-            if isinstance(node, Call) and node.name in time_functions:
-                if request.grain == "all":
-                    problems.append(
-                        Diagnostic(
-                            "KPI312",
-                            f"`{node.name}` needs a time grain, not `all`",
-                            node.name_span or node.span,
-                            "run with --grain month (or day, week, quarter, year)",
-                        )
+            if isinstance(node, Call) and node.name in time_functions and request.grain == "all":
+                problems.append(
+                    Diagnostic(
+                        "KPI312",
+                        f"`{node.name}` needs a time grain, not `all`",
+                        node.name_span or node.span,
+                        "run with --grain month (or day, week, quarter, year)",
                     )
-                else:
-                    problems.append(
-                        Diagnostic(
-                            "KPI314",
-                            f"time function `{node.name}` is not supported yet",
-                            node.name_span or node.span,
-                            "its SQL comes with the time-intelligence work; until then this KPI "
-                            "cannot be computed",
-                        )
-                    )
-        if kpi.semi_additive is not None:
-            problems.append(
-                Diagnostic(
-                    "KPI314",
-                    f"`semi_additive: {kpi.semi_additive}` is not supported yet",
-                    kpi.span,
-                    "until then this KPI cannot be computed",
                 )
-            )
     for name in request.kpis:
         for base in base_kpis(project, name):
             for dimension in request.by:
@@ -326,15 +414,9 @@ def _check_where(
 
 
 def data_range_needed(plan: Plan) -> bool:
-    """Whether the run must first ask the engine for the data's time range."""
+    """Whether the run must first ask the engine for the data's time range or history."""
     request = plan.request
-    return request.grain != "all" and (request.start is None or request.end is None)
-
-
-def first_period(plan: Plan) -> dt.date | None:
-    request = plan.request
-    if request.start is None or request.grain == "all":
-        return None
-    return period_start(
-        request.start, request.grain, plan.project.fiscal_year_start, plan.project.week_start
-    )
+    if request.grain == "all":
+        return False
+    missing_range = request.start is None or request.end is None
+    return missing_range or (plan.needs_history and request.history_start is None)

@@ -32,6 +32,41 @@ def make_duckdb(path: Path, tables: Mapping[str, tuple[str, Sequence[Sequence[An
     return f"duckdb:///{path}"
 
 
+def make_sqlite(path: Path, tables: Mapping[str, tuple[str, Sequence[Sequence[Any]]]]) -> str:
+    """The same tables in SQLite: dates and timestamps as ISO text, as SQLite stores them."""
+    import sqlite3
+
+    types = {
+        "VARCHAR": "TEXT",
+        "DOUBLE": "REAL",
+        "TIMESTAMP": "TEXT",
+        "DATE": "TEXT",
+        "INTEGER": "INTEGER",
+        "BOOLEAN": "INTEGER",
+    }
+    connection = sqlite3.connect(path)
+    for name, (ddl, rows) in tables.items():
+        columns = []
+        for part in ddl.split(","):
+            column, kind = part.split()
+            columns.append(f"{column} {types[kind.upper()]}")
+        connection.execute(f"CREATE TABLE {name} ({', '.join(columns)})")
+        if rows:
+            marks = ", ".join("?" * len(rows[0]))
+            connection.executemany(f"INSERT INTO {name} VALUES ({marks})", list(rows))
+    connection.commit()
+    connection.close()
+    return f"sqlite:///{path}"
+
+
+ENGINES = {"duckdb": (make_duckdb, "w.duckdb"), "sqlite": (make_sqlite, "w.db")}
+
+
+def engine_url(engine: str, folder: Path, tables: Mapping[str, Any]) -> str:
+    make, name = ENGINES[engine]
+    return make(folder / name, tables)
+
+
 @pytest.fixture
 def project_dir(tmp_path: Path) -> Callable[[Mapping[str, str]], Path]:
     def build(files: Mapping[str, str]) -> Path:
@@ -181,14 +216,15 @@ SALES_FILES = {
 }
 
 
-@pytest.fixture
-def sales(tmp_path: Path) -> tuple[Any, Any]:
-    """(project, open connection) over the tiny sales dataset."""
+@pytest.fixture(params=sorted(ENGINES))
+def sales(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Any, Any]:
+    """(project, open connection) over the tiny sales dataset, on each embedded engine."""
     import kpiengine
 
     root = write_files(tmp_path / "defs", SALES_FILES)
-    url = make_duckdb(
-        tmp_path / "w.duckdb",
+    url = engine_url(
+        request.param,
+        tmp_path,
         {"opportunities": OPPORTUNITIES, "accounts": ACCOUNTS, "spend": SPEND},
     )
     project = kpiengine.load(root)

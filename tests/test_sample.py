@@ -6,6 +6,7 @@ check the data against what analysts read, independently of the loader.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import io
 import itertools
@@ -291,7 +292,7 @@ def test_mrr_snapshots_follow_their_subscriptions(data: dict[str, pa.Table]) -> 
     snaps = data["mrr_snapshots"].to_pandas().sort_values(["subscription_id", "snapshot_date"])
     subs = data["subscriptions"].to_pandas().set_index("subscription_id")
     first = snaps.groupby("subscription_id").first()
-    started_in_window = subs.loc[first.index, "start_date"] >= "2024-01-01"
+    started_in_window = subs.loc[first.index, "start_date"] >= datetime.date(2024, 1, 1)
     assert (first.loc[started_in_window, "movement"] == "new").all()
     # mrr_change is the month-on-month difference, churn leaves a zero row
     previous = snaps.groupby("subscription_id")["mrr"].shift()

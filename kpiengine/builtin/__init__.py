@@ -17,5 +17,6 @@ def kpiengine_functions() -> list[Any]:
 @hookimpl
 def kpiengine_connectors() -> list[Any]:
     from kpiengine.builtin.duckdb import DUCKDB_CONNECTORS
+    from kpiengine.builtin.sqlite import SQLITE_CONNECTORS
 
-    return list(DUCKDB_CONNECTORS)
+    return [*DUCKDB_CONNECTORS, *SQLITE_CONNECTORS]

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
-import pyarrow as pa
 
 from kpiengine.sample.calendar import (
     DAY,
@@ -18,7 +15,7 @@ from kpiengine.sample.calendar import (
     random_times,
     spread_over_months,
 )
-from kpiengine.sample.columns import Col, codes, emit, ids, refs
+from kpiengine.sample.columns import Batches, Col, codes, emit, ids, refs
 from kpiengine.sample.draws import stream
 from kpiengine.sample.people import employed_months
 from kpiengine.sample.tables import (
@@ -30,8 +27,6 @@ from kpiengine.sample.tables import (
     SPEND_DEPARTMENTS,
 )
 from kpiengine.sample.world import World
-
-Batches = Iterator[tuple[str, pa.RecordBatch]]
 
 ACTIVITIES_PER_DEAL = 5  # all activities, prospecting included, per opportunity
 _DEAL_ACTIVITIES = np.array([1.2, 2.2, 4.0])  # besides the first, per segment

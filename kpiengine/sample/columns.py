@@ -19,6 +19,7 @@ from kpiengine.sample.calendar import DAY
 from kpiengine.sample.tables import SPEC_BY_NAME, TableSpec
 
 BATCH_ROWS = 250_000
+Batches = Iterator[tuple[str, pa.RecordBatch]]  # (table, batch), what generators yield
 
 _DIGITS2 = np.frombuffer("".join(f"{i:02d}" for i in range(100)).encode(), np.uint8).reshape(100, 2)
 _DIGITS4 = np.frombuffer("".join(f"{i:04d}" for i in range(10_000)).encode(), np.uint8).reshape(
@@ -52,7 +53,7 @@ def codes(labels: tuple[str, ...], data: np.ndarray) -> Col:
     return Col(np.asarray(data), labels=labels)
 
 
-def emit(table: str, columns: dict[str, Col], rows: int) -> Iterator[tuple[str, pa.RecordBatch]]:
+def emit(table: str, columns: dict[str, Col], rows: int) -> Batches:
     """Yield ``(table, batch)`` for ``rows`` rows of ``columns``, checked against the spec."""
     spec = SPEC_BY_NAME[table]
     names = [c.name for c in spec.columns]

@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
-import pyarrow as pa
 
 from kpiengine.sample.calendar import (
     DAY,
@@ -18,7 +17,7 @@ from kpiengine.sample.calendar import (
     month_start_day,
     random_times,
 )
-from kpiengine.sample.columns import Col, codes, emit, ids, refs
+from kpiengine.sample.columns import Batches, Col, codes, emit, ids, refs
 from kpiengine.sample.draws import stream
 from kpiengine.sample.subscriptions import BILLING_MONTHS, MonthState, mrr_months
 from kpiengine.sample.tables import (
@@ -32,8 +31,6 @@ from kpiengine.sample.tables import (
     TICKET_STATUSES,
 )
 from kpiengine.sample.world import World
-
-Batches = Iterator[tuple[str, pa.RecordBatch]]
 
 
 def _path(w: World) -> Iterator[MonthState]:

@@ -8,14 +8,13 @@ tickets) are generated part by part as they are emitted.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
-import pyarrow as pa
 
 from kpiengine.errors import UsageError
 from kpiengine.sample import activity, customers
-from kpiengine.sample.columns import Col, codes, emit, ids, refs
+from kpiengine.sample.columns import Batches, Col, codes, emit, ids, refs
 from kpiengine.sample.people import NAMES
 from kpiengine.sample.sales import ACCOUNT_NAMES, COUNTRY_CODES
 from kpiengine.sample.tables import (
@@ -41,7 +40,6 @@ from kpiengine.sample.tables import (
 from kpiengine.sample.world import World, build_world
 
 MIN_ROWS = 100
-Batches = Iterator[tuple[str, pa.RecordBatch]]
 
 
 def generate(rows: int = 100_000, seed: int = 42) -> Batches:

@@ -136,7 +136,8 @@ def build_people(rng: np.random.Generator, rows: int) -> People:
     order = np.argsort(hire, kind="stable")
     position = np.empty_like(order)
     position[order] = np.arange(len(order))
-    people = People(
+    territory_reps, territory_count = _territory_table(territory, rep_hire, rep_end)
+    return People(
         name=name[order],
         department=department[order],
         role=role[order],
@@ -149,11 +150,9 @@ def build_people(rng: np.random.Generator, rows: int) -> People:
         rep_region=territory // 3,
         rep_segment=territory % 3,
         rep_skill=rep_skill,
-        _territory_reps=np.empty((0, 0), np.int64),
-        _territory_count=np.empty(0, np.int64),
+        _territory_reps=territory_reps,
+        _territory_count=territory_count,
     )
-    people._territory_reps, people._territory_count = _territory_table(territory, rep_hire, rep_end)
-    return people
 
 
 def _territories(reps: int) -> np.ndarray:

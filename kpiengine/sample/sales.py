@@ -67,7 +67,7 @@ INTERNAL = 4  # REGIONS index of `internal`
 SEGMENT_SHARE = np.array([0.6, 0.28, 0.12])  # of accounts
 _DEAL_WEIGHT = np.array([1.0, 1.6, 2.5])  # how many deals an account of each segment gets
 _EMPLOYEES_MEDIAN = np.array([40.0, 500.0, 5000.0])
-_SEATS_MEDIAN = np.array([8.0, 40.0, 220.0])
+SEATS_MEDIAN = np.array([8.0, 40.0, 220.0])
 _CYCLE_MEDIAN_DAYS = np.array([21.0, 45.0, 90.0])
 DEAL_GROWTH = 0.02  # more deals every month
 _EXPANSION_SHARE = 0.45  # deals opened for existing customers
@@ -304,7 +304,7 @@ def build_opportunities(
 def price_opportunities(rng: np.random.Generator, opp: Opportunities) -> None:
     """Seats, list price, discount, amount and contract terms of every deal."""
     rows, segment = len(opp), opp.segment
-    quantity = np.round(_SEATS_MEDIAN[segment] * rng.lognormal(0.0, 0.75, rows))
+    quantity = np.round(SEATS_MEDIAN[segment] * rng.lognormal(0.0, 0.75, rows))
     quantity = np.maximum(np.where(opp.expansion, np.round(quantity * 0.4), quantity), 1)
     opp.quantity = quantity.astype(np.int64)
     price = UNIT_PRICE[opp.product] * 1.05 ** (year_of_day(opp.created // DAY) - 2024)
@@ -416,12 +416,12 @@ def build_leads(
     rest = np.ones(len(converted) + len(cold), bool)
     rest[into] = False
     elsewhere = np.flatnonzero(rest)
-    merged = []
-    for a, b in zip(_fields(converted), _fields(cold), strict=True):
+    merged = {}
+    for name in vars(converted):  # letting go of each part once merged keeps the peak low
         out = np.empty(len(rest), np.int64)
-        out[into], out[elsewhere] = a, b
-        merged.append(out)
-    leads = Leads(*merged)
+        out[into], out[elsewhere] = vars(converted).pop(name), vars(cold).pop(name)
+        merged[name] = out
+    leads = Leads(**merged)
     leads.country[rng.random(len(leads)) < 0.05] = -1
     # Referral leads name the customer account that referred them.
     referral = np.flatnonzero(leads.source == LEAD_SOURCES.index("referral"))
@@ -435,10 +435,6 @@ def build_leads(
     lead_of[leads.opportunity[from_deal]] = np.flatnonzero(from_deal)
     opp.lead = lead_of
     return leads
-
-
-def _fields(leads: Leads) -> list[np.ndarray]:
-    return list(vars(leads).values())
 
 
 def _countries(rng: np.random.Generator, region: np.ndarray) -> np.ndarray:

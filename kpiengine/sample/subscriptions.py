@@ -26,7 +26,7 @@ from kpiengine.sample.calendar import (
     random_days,
 )
 from kpiengine.sample.draws import choose_rows
-from kpiengine.sample.sales import UNIT_PRICE, Accounts, Opportunities
+from kpiengine.sample.sales import SEATS_MEDIAN, UNIT_PRICE, Accounts, Opportunities
 from kpiengine.sample.tables import CHURN_REASONS, PRODUCTS
 
 BILLING_MONTHS = np.array([1, 3, 12])  # BILLING_PERIODS
@@ -173,7 +173,7 @@ def build_subscriptions(
     segment = accounts.segment_or_smb(plan.account)
     from_deal = plan.opportunity >= 0
     deal = np.maximum(plan.opportunity, 0)
-    legacy_seats = np.round(np.array([8.0, 40.0, 220.0])[segment] * rng.lognormal(0, 0.75, n))
+    legacy_seats = np.round(SEATS_MEDIAN[segment] * rng.lognormal(0, 0.75, n))
     seats = np.where(from_deal, opp.quantity[deal], np.maximum(legacy_seats, 1)).astype(np.int64)
     legacy_list = seats * UNIT_PRICE[plan.product] / 1.05 / 12  # 2023 list prices
     legacy_mrr = legacy_list * (1 - np.minimum(rng.beta(2.5, 15, n), 0.45))

@@ -138,6 +138,7 @@ class DuckDBWriter:
             self.connection = duckdb.connect(str(self.path))
         except duckdb.Error as error:
             raise EngineError(f"cannot open DuckDB database `{self.path}`: {error}") from error
+        self.connection.execute("SET enable_progress_bar = false")  # progress is ours to show
         if not self.fresh:
             rows = self.connection.execute(
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
