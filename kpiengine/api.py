@@ -104,7 +104,7 @@ def load_and_check(path: str | Path | None = None) -> tuple[Project, list[Diagno
 def parse_where(text: str) -> Expression:
     from kpiengine.parse import parse_expression
 
-    origin = TextOrigin.standalone("--where")
+    origin = TextOrigin.standalone("--where", text)
     tree, problems = parse_expression(text, origin)
     if problems:
         raise DefinitionError(problems)

@@ -362,6 +362,104 @@ def schema(kind: str | None, write_dir: Path | None) -> None:
         click.echo(json.dumps(schema_for(kind), indent=2))
 
 
+@cli.command()
+@click.option("--rows", default=100_000, show_default=True, help="Opportunities to generate.")
+@click.option("--seed", default=42, show_default=True, help="Random seed (same seed, same data).")
+@click.option(
+    "--out",
+    "out",
+    default="demo",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Folder for warehouse.duckdb and report.html.",
+)
+def demo(rows: int, seed: int, out: Path) -> None:
+    """Build the sample B2B warehouse, run the whole catalog, write an HTML report.
+
+    \b
+    Example:
+      kpi demo --rows 100000 --out demo
+    """
+    from kpiengine.demo import run_demo
+
+    outcome = run_demo(out, rows=rows, seed=seed)
+    click.echo(outcome.summary)
+    click.echo(
+        f"\n{outcome.kpis} KPIs computed on DuckDB ({outcome.warehouse}), {outcome.alerts} "
+        f"alerts, {outcome.seconds:.1f} s\nreport: {outcome.report}"
+    )
+
+
+@cli.command(name="sample-data")
+@click.option(
+    "--to",
+    "url",
+    required=True,
+    metavar="URL",
+    help="duckdb:///file.duckdb, sqlite:///file.db, files:///dir (?format=csv).",
+)
+@click.option("--rows", default=100_000, show_default=True, help="Opportunities to generate.")
+@click.option("--seed", default=42, show_default=True)
+@click.option("--replace", is_flag=True, help="Replace sample tables that already exist.")
+def sample_data(url: str, rows: int, seed: int, replace: bool) -> None:
+    """Write the sample B2B dataset (15 tables) to a database or folder.
+
+    \b
+    Example:
+      kpi sample-data --to duckdb:///warehouse.duckdb --rows 1000000
+    """
+    import time
+
+    from kpiengine.progress import progress
+    from kpiengine.sample import TABLES, write_sample
+
+    began = time.perf_counter()
+    with progress(len(TABLES)) as bar:
+        counts = write_sample(
+            url,
+            rows=rows,
+            seed=seed,
+            replace=replace,
+            progress=lambda table, n: bar.note(f"{table}: {n:,} rows"),
+        )
+    total = sum(counts.values())
+    click.echo(
+        f"wrote {len(counts)} tables, {total:,} rows to {url} in "
+        f"{time.perf_counter() - began:.1f} s"
+    )
+
+
+@cli.command()
+@_common
+def catalog(project_path: Path | None, connector_url: str | None, plugins: tuple[str, ...]) -> None:
+    """Print the KPI catalog as Markdown (docs/catalog.md is this output).
+
+    \b
+    Example:
+      kpi catalog --project definitions > docs/catalog.md
+    """
+    from kpiengine.catalog_doc import render_catalog
+
+    project = _load(project_path, plugins)
+    click.echo(render_catalog(project.model), nl=False)
+
+
+@cli.command(name="plugins")
+@_plugin_option
+def plugins_command(plugins: tuple[str, ...]) -> None:
+    """List installed plugins, their versions and what each adds.
+
+    \b
+    Example:
+      kpi plugins --plugin my_company.kpi_plugin
+    """
+    from kpiengine.plugins import add_plugin_modules, describe_plugins
+
+    if plugins:
+        add_plugin_modules(plugins)
+    click.echo(describe_plugins())
+
+
 # -- entry point -----------------------------------------------------------------------
 
 

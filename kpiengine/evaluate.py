@@ -87,7 +87,7 @@ def _alert(
     target = kpi.target.value if kpi.target else None
     message = rule.message or f"{kpi.name}: rule {rule.name} fired"
     if rule.message:
-        from kpiengine.templates import render_message
+        from kpiengine.templates_env import render_message
 
         message = render_message(
             rule.message,

@@ -105,3 +105,50 @@ def plugin_functions() -> list[Any]:
 
 def plugin_connectors() -> list[Any]:
     return default_host().collect("kpiengine_connectors")
+
+
+def describe_plugins() -> str:
+    """One block per plugin: name, version, and the connectors/functions/renderers it adds."""
+    host = default_host()
+    lines = []
+    for plugin in host.manager.get_plugins():
+        name = host.manager.get_name(plugin) or repr(plugin)
+        version = _version_of(plugin)
+        adds = []
+        for hook, label in (
+            ("kpiengine_connectors", "connectors"),
+            ("kpiengine_functions", "functions"),
+            ("kpiengine_renderers", "renderers"),
+            ("kpiengine_notifiers", "notifiers"),
+        ):
+            impl = getattr(plugin, hook, None)
+            if impl is None:
+                continue
+            try:
+                items = impl() or []
+            except Exception as error:
+                adds.append(f"{label}: failed ({error!r})")
+                continue
+            names = [
+                getattr(i, "scheme", None) or getattr(i, "name", None) or repr(i) for i in items
+            ]
+            if names:
+                adds.append(f"{label}: {', '.join(names)}")
+        lines.append(f"{name} {version}".rstrip())
+        lines.extend(f"  {a}" for a in adds)
+    for failure in host.failures:
+        lines.append(f"{failure.name} (failed): {failure.reason}")
+    return "\n".join(lines)
+
+
+def _version_of(plugin: Any) -> str:
+    module = getattr(plugin, "__name__", "") or type(plugin).__module__
+    top = module.split(".")[0]
+    if top == "kpiengine":
+        from kpiengine import __version__
+
+        return __version__
+    try:
+        return metadata.version(top)
+    except metadata.PackageNotFoundError:
+        return getattr(plugin, "__version__", "")

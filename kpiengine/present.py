@@ -120,3 +120,20 @@ def kpi_list(kpis: Sequence[Kpi], fmt: str) -> str:
         lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
         return "\n".join(lines)
     return table(headers, rows)
+
+
+def summary_table(report: Any) -> str:
+    """Demo summary: KPI, latest value with unit, change vs previous period, status."""
+    rows = []
+    for card in report.cards:
+        series = card.series[0]
+        change = "" if series.change is None else f"{series.change * 100:+.1f} %"
+        rows.append(
+            [
+                card.title,
+                format_value(series.latest, card.unit, report.currency),
+                change,
+                card.status,
+            ]
+        )
+    return table(["KPI", "latest", "vs previous", "status"], rows, [False, True, True, False])

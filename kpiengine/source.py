@@ -41,9 +41,10 @@ class TextOrigin:
     line_starts: tuple[tuple[int, int], ...]
 
     @classmethod
-    def standalone(cls, name: str) -> TextOrigin:
+    def standalone(cls, name: str, text: str = "") -> TextOrigin:
         """Text that is not inside a file (a ``--where`` flag, an API string)."""
-        return cls(name, ((1, 1),))
+        lines = max(text.count("\n") + 1, 1)
+        return cls(name, tuple((line, 1) for line in range(1, lines + 1)))
 
     def position(self, line: int, col: int) -> tuple[int, int]:
         """Map a 1-based (line, col) in the expression text to the file."""

@@ -151,6 +151,14 @@ def test_one_source_file_per_table_rendered_from_the_specs(sources: dict[str, di
         assert yaml.safe_load(source_yaml(spec)) == yaml.safe_load(path.read_text("utf-8"))
 
 
+def test_the_documentation_describes_every_table_and_column() -> None:
+    text = (SOURCES.parent.parent / "docs" / "sample-data.md").read_text(encoding="utf-8")
+    for spec in SPECS:
+        section = text.split(f"### {spec.name}\n", 1)[1].split("\n### ", 1)[0]
+        for spec_column in spec.columns:
+            assert f"| `{spec_column.name}` | {spec_column.type}" in section, spec_column.name
+
+
 def test_data_has_the_declared_columns_types_and_values(
     data: dict[str, pa.Table], sources: dict[str, dict]
 ) -> None:

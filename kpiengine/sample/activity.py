@@ -18,6 +18,7 @@ from kpiengine.sample.calendar import (
 from kpiengine.sample.columns import Batches, Col, codes, emit, ids, refs
 from kpiengine.sample.draws import stream
 from kpiengine.sample.people import employed_months
+from kpiengine.sample.sales import INTERNAL
 from kpiengine.sample.tables import (
     ACTIVITY_KINDS,
     POST_FORMATS,
@@ -177,7 +178,7 @@ def marketing_spend(w: World) -> Batches:
     """Spend follows the pipeline created in each month and region (a fixed share of it)."""
     rng = stream(w.seed, "marketing_spend")
     opp = w.opportunities
-    real = opp.region < 4
+    real = opp.region != INTERNAL  # test deals cost nothing
     month = month_of_day(opp.created[real] // DAY)
     pipeline = np.bincount(
         month * 4 + opp.region[real], weights=opp.amount[real], minlength=MONTHS * 4

@@ -417,7 +417,7 @@ def build_leads(
     rest[into] = False
     elsewhere = np.flatnonzero(rest)
     merged = {}
-    for name in vars(converted):  # letting go of each part once merged keeps the peak low
+    for name in list(vars(converted)):  # letting go of each merged part keeps the peak low
         out = np.empty(len(rest), np.int64)
         out[into], out[elsewhere] = vars(converted).pop(name), vars(cold).pop(name)
         merged[name] = out

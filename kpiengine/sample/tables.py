@@ -372,7 +372,7 @@ SPECS: tuple[TableSpec, ...] = (
         "snapshot_date",
         (
             _key("snapshot_date", "First day of the month.", type_="date"),
-            _key("subscription_id", "The subscription."),
+            _key("subscription_id", "The subscription (MRR by product: subscriptions.product)."),
             _c("account_id", "integer", "Customer account."),
             _c("seats", "integer", "Seats at the end of the month (0 after churn)."),
             _money("mrr", "Monthly recurring revenue at the end of the month (0 after churn)."),

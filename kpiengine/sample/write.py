@@ -77,7 +77,7 @@ def write_sample(
     ) -> Iterator[pa.RecordBatch]:
         try:
             for _, batch in batches:
-                counts[table] = counts.get(table, 0) + batch.num_rows
+                counts[table] += batch.num_rows
                 if progress is not None:
                     progress(table, counts[table])
                 yield batch
