@@ -52,9 +52,11 @@ def make_project(root: Path, count: int) -> Path:
             text = f"kpi: k{i}\ntitle: Derived {i}\nexpression: k{i - 1} / k{i - 2}\n"
         else:
             expression = SHAPES[i % len(SHAPES)].format(i=i)
-            text = (f"kpi: k{i}\ntitle: KPI {i}\nsource: opportunities\n"
-                    f"expression: {expression}\nunit: number\n"
-                    "dimensions: [region, accounts.segment]\n")
+            text = (
+                f"kpi: k{i}\ntitle: KPI {i}\nsource: opportunities\n"
+                f"expression: {expression}\nunit: number\n"
+                "dimensions: [region, accounts.segment]\n"
+            )
         (root / "kpis" / f"k{i}.yaml").write_text(text)
     return root
 
@@ -86,18 +88,27 @@ def main(sizes: list[int]) -> None:
     with tempfile.TemporaryDirectory() as folder:
         project = kpiengine.load(make_project(Path(folder) / "defs", 30))
         for label, names in (("1 KPI", ["k0"]), ("10 KPIs", [f"k{i}" for i in range(10)])):
-            options = {"grain": "month", "by": ["region"], "start": "2024-01-01",
-                       "end": "2025-01-01"}
+            options = {
+                "grain": "month",
+                "by": ["region"],
+                "start": "2024-01-01",
+                "end": "2025-01-01",
+            }
             project.compile(names, **options)
-            runs = [best(lambda names=names: project.compile(names, **options), 1)
-                    for _ in range(50)]
+            runs = [
+                best(lambda names=names, options=options: project.compile(names, **options), 1)
+                for _ in range(50)
+            ]
             ours = statistics.median(runs)
             sql = project.compile(names, **options)
             base = statistics.median(
                 best(lambda sql=sql: sqlglot.parse_one(sql, read="duckdb").sql("duckdb"), 1)
-                for _ in range(50))
-            print(f"{label:>8} warm compile {ours * 1000:7.2f} ms | sqlglot round trip of the "
-                  f"same SQL {base * 1000:7.2f} ms | ratio {ours / base:5.2f}")
+                for _ in range(50)
+            )
+            print(
+                f"{label:>8} warm compile {ours * 1000:7.2f} ms | sqlglot round trip of the "
+                f"same SQL {base * 1000:7.2f} ms | ratio {ours / base:5.2f}"
+            )
 
 
 if __name__ == "__main__":

@@ -63,11 +63,13 @@ def scheme_of(url: str) -> str:
 
 
 def find_connector(url: str, specs: Sequence[ConnectorSpec] | None = None) -> ConnectorSpec:
+    scheme = scheme_of(url)
     if specs is None:
-        from kpiengine.plugins import plugin_connectors
+        from kpiengine.plugins import default_host, plugin_connectors
 
         specs = plugin_connectors()
-    scheme = scheme_of(url)
+        if all(s.scheme != scheme for s in specs) and default_host().load_entry_points():
+            specs = plugin_connectors()
     for spec in specs:
         if spec.scheme == scheme:
             return spec

@@ -278,7 +278,12 @@ BUILTIN_FUNCTIONS: tuple[FunctionSpec, ...] = (
 class FunctionRegistry:
     """Name → spec, built-ins first; a plugin may not silently replace a built-in."""
 
-    def __init__(self, specs: Sequence[FunctionSpec] = BUILTIN_FUNCTIONS) -> None:
+    def __init__(
+        self,
+        specs: Sequence[FunctionSpec] = BUILTIN_FUNCTIONS,
+        more: Callable[[], Sequence[FunctionSpec]] | None = None,
+    ) -> None:
+        self._more = more  # called on the first unknown name: lazily loaded plugins
         self._specs: dict[str, FunctionSpec] = {}
         for spec in specs:
             self.add(spec)
@@ -293,10 +298,24 @@ class FunctionRegistry:
         self._specs[name] = spec
 
     def get(self, name: str) -> FunctionSpec | None:
-        return self._specs.get(name.lower())
+        found = self._specs.get(name.lower())
+        if found is None and self._load_more():
+            found = self._specs.get(name.lower())
+        return found
 
     def names(self) -> list[str]:
+        self._load_more()
         return sorted(self._specs)
+
+    def _load_more(self) -> bool:
+        """Ask for functions of plugins not loaded yet (once); True when it did."""
+        more, self._more = self._more, None
+        if more is None:
+            return False
+        for spec in more():
+            if spec.name.lower() not in self._specs:
+                self.add(spec)
+        return True
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         return iter(self._specs.values())
@@ -309,9 +328,12 @@ def default_registry() -> FunctionRegistry:
     """The functions of every plugin that loaded, the built-in plugin first."""
     global _default
     if _default is None:
-        from kpiengine.plugins import plugin_functions
+        from kpiengine.plugins import default_host, plugin_functions
 
-        _default = FunctionRegistry(plugin_functions())
+        def entry_point_functions() -> list[FunctionSpec]:
+            return plugin_functions() if default_host().load_entry_points() else []
+
+        _default = FunctionRegistry(plugin_functions(), more=entry_point_functions)
     return _default
 
 

@@ -11,7 +11,6 @@ import importlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import Any
 
 import pluggy
@@ -33,6 +32,22 @@ class PluginFailure:
 class PluginHost:
     manager: pluggy.PluginManager
     failures: list[PluginFailure] = field(default_factory=list)
+    entry_points_loaded: bool = False
+
+    def load_entry_points(self) -> bool:
+        """Register the ``kpiengine`` entry points once; True when this call loaded them.
+
+        Done lazily (on an unknown function or URL scheme, or for ``kpi plugins``) because
+        reading installed distributions' metadata costs start-up time on every command.
+        """
+        if self.entry_points_loaded:
+            return False
+        self.entry_points_loaded = True
+        from importlib import metadata
+
+        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            _register(self, ep.name, ep.load)
+        return True
 
     def collect(self, hook_name: str) -> list[Any]:
         """Call one hook on every plugin separately, so one broken plugin is isolated."""
@@ -62,8 +77,7 @@ def _new_manager() -> pluggy.PluginManager:
 def build_host(modules: Iterable[str] = (), entry_points: bool = True) -> PluginHost:
     host = PluginHost(_new_manager())
     if entry_points:
-        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-            _register(host, ep.name, ep.load)
+        host.load_entry_points()
     for module in modules:
         _register(host, module, lambda module=module: importlib.import_module(module))
     return host
@@ -83,9 +97,10 @@ _host: PluginHost | None = None
 
 
 def default_host() -> PluginHost:
+    """The process-wide host: built-ins now, entry points when first needed."""
     global _host
     if _host is None:
-        _host = build_host()
+        _host = build_host(entry_points=False)
     return _host
 
 
@@ -110,6 +125,7 @@ def plugin_connectors() -> list[Any]:
 def describe_plugins() -> str:
     """One block per plugin: name, version, and the connectors/functions/renderers it adds."""
     host = default_host()
+    host.load_entry_points()
     lines = []
     for plugin in host.manager.get_plugins():
         name = host.manager.get_name(plugin) or repr(plugin)
@@ -144,6 +160,8 @@ def describe_plugins() -> str:
 def _version_of(plugin: Any) -> str:
     module = getattr(plugin, "__name__", "") or type(plugin).__module__
     top = module.split(".")[0]
+    from importlib import metadata
+
     if top == "kpiengine":
         from kpiengine import __version__
 

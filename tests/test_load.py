@@ -15,8 +15,8 @@ from kpiengine.ast import Name, walk
 from kpiengine.diagnostics import CODES, Diagnostic
 from kpiengine.errors import UsageError
 from kpiengine.loader import find_project_root, load_project, schema_for
-from kpiengine.schema_check import is_valid, validator
 from kpiengine.model import Project
+from kpiengine.schema_check import is_valid, validator
 from kpiengine.source import Span
 from kpiengine.yaml_nodes import Converter, compose, scalar_origin
 

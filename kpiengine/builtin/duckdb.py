@@ -9,7 +9,7 @@ from typing import Any
 from kpiengine.connectors import ClosingConnection, ConnectorSpec, path_of
 from kpiengine.errors import EngineError
 
-FILE_SUFFIXES = {".parquet": "read_parquet", ".csv": "read_csv_auto", ".tsv": "read_csv_auto"}
+FILE_SUFFIXES = {".parquet": "read_parquet", ".csv": "read_csv", ".tsv": "read_csv"}
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 

@@ -153,10 +153,6 @@ class Opportunities:
     def __len__(self) -> int:
         return len(self.account)
 
-    @property
-    def won(self) -> np.ndarray:
-        return self.stage == 1
-
 
 @dataclass
 class Leads:

@@ -1,0 +1,89 @@
+"""Built-in connectors: DuckDB file (read-only), in-memory DuckDB, files:/// folders, SQLite."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+import kpiengine
+from kpiengine.errors import EngineError, UsageError
+from tests.conftest import (
+    ACCOUNTS,
+    OPPORTUNITIES,
+    SALES_FILES,
+    SPEND,
+    make_duckdb,
+    make_sqlite,
+    write_files,
+)
+
+TABLES = {"opportunities": OPPORTUNITIES, "accounts": ACCOUNTS, "spend": SPEND}
+
+
+def _files_dir(tmp_path, fmt):
+    source = make_duckdb(tmp_path / "src.duckdb", TABLES).split(":///", 1)[1]
+    folder = tmp_path / "files"
+    folder.mkdir()
+    connection = duckdb.connect(source)
+    for table in TABLES:
+        target = folder / f"{table}.{fmt}"
+        option = "(FORMAT parquet)" if fmt == "parquet" else "(FORMAT csv, HEADER true)"
+        connection.execute(f"COPY {table} TO '{target}' {option}")
+    connection.close()
+    return folder
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_files_connector_reads_a_folder(tmp_path, fmt):
+    project = kpiengine.load(write_files(tmp_path / "defs", SALES_FILES))
+    folder = _files_dir(tmp_path, fmt)
+    with kpiengine.connect(f"files:///{folder}") as connection:
+        result = project.run(
+            ["deals", "revenue", "win_rate"],
+            connection,
+            grain="all",
+            start="2024-01-01",
+            end="2025-01-01",
+        )
+    assert {r.kpi: r.value for r in result.rows} == {
+        "deals": 7,
+        "revenue": 380.0,
+        "win_rate": pytest.approx(5 / 7),
+    }
+
+
+def test_duckdb_file_is_read_only(tmp_path):
+    url = make_duckdb(tmp_path / "w.duckdb", TABLES)
+    with kpiengine.connect(url) as connection:
+        with pytest.raises(EngineError, match="read-only"):
+            connection.execute("CREATE TABLE sneaky (a INTEGER)")
+        assert connection.columns("accounts") == {"account_id": "VARCHAR", "segment": "VARCHAR"}
+        assert connection.columns("nope") is None
+
+
+def test_sqlite_file_is_read_only(tmp_path):
+    url = make_sqlite(tmp_path / "w.db", TABLES)
+    with kpiengine.connect(url) as connection:
+        with pytest.raises(EngineError, match="readonly"):
+            connection.execute("CREATE TABLE sneaky (a INTEGER)")
+        assert connection.columns("accounts") == {"account_id": "TEXT", "segment": "TEXT"}
+
+
+def test_in_memory_duckdb(tmp_path):
+    with kpiengine.connect("duckdb://") as connection:
+        assert connection.execute("SELECT 41 + 1") == (["(41 + 1)"], [(42,)])
+
+
+@pytest.mark.parametrize(
+    ("url", "error"),
+    [
+        ("duckdb:///does/not/exist.duckdb", EngineError),
+        ("sqlite:///does/not/exist.db", EngineError),
+        ("files:///does/not/exist", EngineError),
+        ("mysql://localhost/x", UsageError),
+        ("not a url", UsageError),
+    ],
+)
+def test_bad_urls(url, error):
+    with pytest.raises(error):
+        kpiengine.connect(url)
