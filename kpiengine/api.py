@@ -70,11 +70,61 @@ class KpiProject:
         return compile_plan(self.plan(kpis, **options), dialect)
 
     def run(self, kpis: Iterable[str] | None, connection: object, **options: object) -> Result:
-        """Compute ``kpis`` (all when None) on an open connection."""
+        """Compute ``kpis`` (all when None) on an open connection, and evaluate their rules."""
+        from kpiengine.evaluate import evaluate
         from kpiengine.execute import run
 
         self.plan(kpis, **options)  # definition errors carry the files' text
-        return run(self.model, self.request(kpis, **options), connection)  # type: ignore[arg-type]
+        result = run(self.model, self.request(kpis, **options), connection)  # type: ignore[arg-type]
+        result.alerts, result.statuses = evaluate(self.model, result)
+        return result
+
+    def rule_kpis(self) -> list[str]:
+        """KPIs that have rules, and those that standalone rule files name."""
+        from kpiengine.evaluate import rule_kpis
+
+        names = [k.name for k in self.model.kpis.values() if k.rules]
+        for rule in self.model.rules:
+            names.extend(rule_kpis(rule))
+        return list(dict.fromkeys(n for n in names if n in self.model.kpis))
+
+    def check(
+        self,
+        kpis: Iterable[str] | None,
+        connection: object,
+        grain: str = "month",
+        start: str | dt.date | None = None,
+        end: str | dt.date | None = None,
+        **options: object,
+    ) -> Result:
+        """Evaluate rules over ``[start, end)`` (default: the last complete period).
+
+        One extra period before the range is computed so that ``previous`` has a value in
+        the first period; its rows and alerts are dropped from the result.
+        """
+        from kpiengine.periods import add_periods, period_start
+
+        names = list(kpis) if kpis is not None else self.rule_kpis()
+        start_date, end_date = _date(start, "start"), _date(end, "end")
+        if grain == "all":
+            return self.run(
+                names, connection, grain=grain, start=start_date, end=end_date, **options
+            )
+        fiscal, week = self.model.fiscal_year_start, self.model.week_start
+        if start_date is None and end_date is None:
+            end_date = period_start(dt.date.today(), grain, fiscal, week)
+            start_date = add_periods(end_date, grain, -1)
+        if start_date is None or end_date is None:
+            raise UsageError("give both --from and --to, or neither (the last complete period)")
+        first = period_start(start_date, grain, fiscal, week)
+        earlier = add_periods(first, grain, -1)
+        result = self.run(names, connection, grain=grain, start=earlier, end=end_date, **options)
+        keep = [r for r in result.rows if r.period is None or r.period >= first]
+        result.rows = keep
+        result.statuses = {r: s for r, s in result.statuses.items() if r in set(keep)}
+        result.alerts = [a for a in result.alerts if a.period is None or a.period >= first]
+        result.start = start_date
+        return result
 
 
 def load(path: str | Path | None = None) -> KpiProject:

@@ -299,6 +299,164 @@ def run_command(
         click.echo(result_table(result, project.model))
 
 
+def _severity_choice() -> click.Choice:
+    return click.Choice(["info", "warning", "critical"])
+
+
+@cli.command(name="check")
+@click.argument("kpis", nargs=-1)
+@click.option(
+    "--fail-on",
+    type=_severity_choice(),
+    default="critical",
+    show_default=True,
+    help="Exit 1 when a rule of this severity or worse fires.",
+)
+@click.option(
+    "--notify",
+    "notify",
+    multiple=True,
+    metavar="NAME[=TARGET]",
+    help="Send alerts: console (default), jsonl=FILE, webhook=URL (repeatable).",
+)
+@click.option(
+    "--notify-option",
+    "notify_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Notifier option, e.g. timeout=5, retries=3 (repeatable).",
+)
+@_query_options
+@_common
+def check_command(
+    kpis: tuple[str, ...],
+    fail_on: str,
+    notify: tuple[str, ...],
+    notify_options: tuple[str, ...],
+    grain: str,
+    by: tuple[str, ...],
+    start: str | None,
+    end: str | None,
+    where: str | None,
+    all_kpis: bool,
+    project_path: Path | None,
+    connector_url: str | None,
+    plugins: tuple[str, ...],
+) -> None:
+    """Evaluate rules (default: the last complete period) and send alerts.
+
+    \b
+    Exit 0 when no rule at or above --fail-on fires, 1 when one does, 2 on usage
+    errors, 3 when the engine or a notifier fails.
+    Example:
+      kpi check --fail-on warning --notify console --notify jsonl=alerts.jsonl
+    """
+    from kpiengine import api
+    from kpiengine.evaluate import SEVERITY_ORDER
+    from kpiengine.notify import NotifierError, find_notifier
+
+    project = _load(project_path, plugins)
+    names = list(project.kpis) if all_kpis else (list(kpis) or None)
+    options = _key_values(notify_options, "--notify-option")
+    targets = [_notifier_target(n) for n in (notify or ("console",))]
+    notifiers = [(find_notifier(name), target) for name, target in targets]
+    with api.connect(_connector_url(connector_url, project)) as connection:
+        result = project.check(
+            names, connection, grain=grain, start=start, end=end, by=by, where=where
+        )
+    failures = []
+    for notifier, target in notifiers:
+        try:
+            notifier.notify(result.alerts, {**options, "target": target, "project": project.name})
+        except NotifierError as error:
+            failures.append(str(error))
+    fired = [a for a in result.alerts if SEVERITY_ORDER[a.severity] >= SEVERITY_ORDER[fail_on]]
+    click.echo(f"{len(result.alerts)} alert(s), {len(fired)} at or above {fail_on}", err=True)
+    for failure in failures:
+        click.echo(f"kpi: notifier error: {failure}", err=True)
+    if fired:
+        sys.exit(1)
+    if failures:
+        sys.exit(3)
+
+
+def _notifier_target(text: str) -> tuple[str, str | None]:
+    name, sep, target = text.partition("=")
+    return name.strip(), (target.strip() if sep else None)
+
+
+def _key_values(pairs: tuple[str, ...], flag: str) -> dict[str, str]:
+    found = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{flag} takes KEY=VALUE, not `{pair}`")
+        found[key.strip()] = value.strip()
+    return found
+
+
+@cli.command(name="report")
+@click.argument("kpis", nargs=-1)
+@click.option(
+    "--renderer",
+    default="html",
+    show_default=True,
+    help="html, markdown, json, csv, or one a plugin adds.",
+)
+@click.option(
+    "--template",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="Your own Jinja template (rendered in Jinja's sandbox).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="File to write (written whole or not at all).",
+)
+@_query_options
+@_common
+def report_command(
+    kpis: tuple[str, ...],
+    renderer: str,
+    template: Path | None,
+    output: Path,
+    grain: str,
+    by: tuple[str, ...],
+    start: str | None,
+    end: str | None,
+    where: str | None,
+    all_kpis: bool,
+    project_path: Path | None,
+    connector_url: str | None,
+    plugins: tuple[str, ...],
+) -> None:
+    """Compute KPIs, evaluate rules and render a report.
+
+    \b
+    Example:
+      kpi report --all --from 2025-01-01 --to 2026-01-01 -o report.html
+      kpi report win_rate --by region --renderer markdown -o report.md
+    """
+    from kpiengine import api
+    from kpiengine.demo import write_atomically
+    from kpiengine.render import find_renderer
+    from kpiengine.report import build_report
+
+    project = _load(project_path, plugins)
+    names = list(project.kpis) if all_kpis or not kpis else list(kpis)
+    chosen = find_renderer(renderer)
+    with api.connect(_connector_url(connector_url, project)) as connection:
+        result = project.run(
+            names, connection, grain=grain, start=start, end=end, by=by, where=where
+        )
+    report = build_report(project.model, result, result.alerts, result.statuses)
+    text = chosen.render(report, template)
+    write_atomically(output, text)
+    click.echo(f"wrote {output} ({len(report.cards)} KPIs, {len(result.alerts)} alerts)", err=True)
+
+
 @cli.command()
 @click.argument("kpi")
 @click.option("--dialect", default="duckdb", show_default=True)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kpiengine.ast import Between, Binary, Call, InList, IsNull, Literal, Name, Node, Unary
+from kpiengine.ast import Between, Binary, Call, InList, IsNull, Literal, Name, Node, Unary, walk
 from kpiengine.model import Kpi, Project, Rule
 from kpiengine.result import Result, ResultRow
 
@@ -23,7 +23,9 @@ SEVERITY_ORDER = {"ok": 0, "info": 1, "warning": 2, "critical": 3}
 
 @dataclass(frozen=True)
 class Alert:
-    kpi: str
+    """A rule that fired. ``kpi`` is None for a standalone rule file (it names several)."""
+
+    kpi: str | None
     rule: str
     period: dt.date | None
     dimensions: tuple[tuple[str, Any], ...]
@@ -46,12 +48,18 @@ class Alert:
 
 
 def evaluate(project: Project, result: Result) -> tuple[list[Alert], dict[ResultRow, str]]:
-    """Alerts of every rule that fires, and the status of every row."""
+    """Alerts of every rule that fires, and the status of every row.
+
+    KPI rules give each row a status (the most severe rule that fired, else ``ok``).
+    Standalone rules (``rule:`` files) are evaluated for every period and dimension
+    combination where all the KPIs they name have a row.
+    """
     cells = {(r.kpi, r.period, r.dimensions): r.value for r in result.rows}
     periods = sorted({r.period for r in result.rows if r.period is not None})
     before = dict(zip(periods[1:], periods[:-1], strict=False))
     alerts: list[Alert] = []
     status: dict[ResultRow, str] = {}
+    alerts.extend(_standalone(project, result, cells))
     for row in result.rows:
         kpi = project.kpis.get(row.kpi)
         if kpi is None:
@@ -64,6 +72,46 @@ def evaluate(project: Project, result: Result) -> tuple[list[Alert], dict[Result
                 if SEVERITY_ORDER[rule.severity] > SEVERITY_ORDER[status[row]]:
                     status[row] = rule.severity
     return alerts, status
+
+
+def rule_kpis(rule: Rule) -> list[str]:
+    """The KPI names a standalone rule's condition mentions."""
+    if rule.when.tree is None:
+        return []
+    return list(dict.fromkeys(n.dotted for n in walk(rule.when.tree) if isinstance(n, Name)))
+
+
+def _standalone(
+    project: Project, result: Result, cells: Mapping[tuple[Any, ...], Any]
+) -> list[Alert]:
+    alerts = []
+    keys = sorted(
+        {(r.period, r.dimensions) for r in result.rows}, key=lambda k: (str(k[0]), str(k[1]))
+    )
+    for rule in project.rules:
+        names = rule_kpis(rule)
+        for period, dimensions in keys:
+            if not names or not all((n, period, dimensions) in cells for n in names):
+                continue
+
+            def lookup(name: str, period: Any = period, dimensions: Any = dimensions) -> Any:
+                return cells.get((name, period, dimensions))
+
+            if not _truthy(_eval(rule.when.tree, lookup)):
+                continue
+            values = {n: lookup(n) for n in names}
+            message = rule.message or f"rule {rule.name} fired"
+            if rule.message:
+                from kpiengine.templates_env import render_message
+
+                variables = {**values, "period": period.isoformat() if period else None}
+                variables.update(dimensions)
+                message = render_message(rule.message, variables, project.currency)
+            value = values[names[0]] if len(names) == 1 else None
+            alerts.append(
+                Alert(None, rule.name, period, dimensions, value, None, rule.severity, message)
+            )
+    return alerts
 
 
 def _variables(

@@ -58,6 +58,7 @@ class Report:
     cards: list[KpiCard]
     alerts: list[Alert]
     rows: list[ResultRow]
+    statuses: dict[ResultRow, str] = field(default_factory=dict)
 
 
 def build_report(
@@ -115,6 +116,7 @@ def build_report(
         list(cards.values()),
         alerts,
         result.rows,
+        statuses,
     )
 
 

@@ -33,6 +33,7 @@ class Result:
     rows: list[ResultRow]
     alerts: list[Any] = field(default_factory=list)
     sql: str = ""
+    statuses: dict[ResultRow, str] = field(default_factory=dict)  # ok/info/warning/critical
 
     def to_dicts(self) -> list[dict[str, Any]]:
         return [row.to_dict() for row in self.rows]

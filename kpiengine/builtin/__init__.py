@@ -20,3 +20,17 @@ def kpiengine_connectors() -> list[Any]:
     from kpiengine.builtin.sqlite import SQLITE_CONNECTORS
 
     return [*DUCKDB_CONNECTORS, *SQLITE_CONNECTORS]
+
+
+@hookimpl
+def kpiengine_renderers() -> list[Any]:
+    from kpiengine.render import BUILTIN_RENDERERS
+
+    return list(BUILTIN_RENDERERS)
+
+
+@hookimpl
+def kpiengine_notifiers() -> list[Any]:
+    from kpiengine.notify import BUILTIN_NOTIFIERS
+
+    return list(BUILTIN_NOTIFIERS)
