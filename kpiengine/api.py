@@ -136,8 +136,13 @@ def load(path: str | Path | None = None) -> KpiProject:
     return KpiProject(project, diagnostics)
 
 
-def load_and_check(path: str | Path | None = None) -> tuple[Project, list[Diagnostic]]:
-    """Every diagnostic of loading and checking, without raising on definition errors."""
+def load_and_check(
+    path: str | Path | None = None, lint: bool = True
+) -> tuple[Project, list[Diagnostic]]:
+    """Every diagnostic of loading, checking and (with ``lint``) the warnings of
+    :mod:`kpiengine.lint`, without raising on definition errors. Codes listed in the
+    project's ``validate: {ignore: [...]}`` are left out, except errors: an error means
+    the definitions cannot be computed, and hiding it would only move it to ``kpi run``."""
     from kpiengine.check import check_project
     from kpiengine.loader import find_project_root, load_project
     from kpiengine.plugins import add_plugin_modules
@@ -148,7 +153,15 @@ def load_and_check(path: str | Path | None = None) -> tuple[Project, list[Diagno
         add_plugin_modules(project.plugins)
     # Check what did load even when some files did not: one broken file must not hide
     # the problems of the others.
-    return project, sorted([*diagnostics, *check_project(project)], key=Diagnostic.sort_key)
+    found = [*diagnostics, *check_project(project)]
+    if lint:
+        from kpiengine.lint import lint_project
+
+        found.extend(lint_project(project))
+    ignore = frozenset(project.validate_ignore)
+    if ignore:
+        found = [d for d in found if d.code not in ignore or d.severity >= Severity.ERROR]
+    return project, sorted(found, key=Diagnostic.sort_key)
 
 
 def parse_where(text: str) -> Expression:

@@ -3,7 +3,7 @@
 Stages *return* diagnostics instead of raising on the first problem, so one run of
 ``kpi validate`` lists every problem in every file. Codes are grouped by stage:
 ``KPI1xx`` load, ``KPI2xx`` parse, ``KPI3xx`` check, ``KPI4xx`` plan/compile,
-``KPI5xx`` engine. Every code is documented in ``docs/diagnostics.md``.
+``KPI5xx`` engine, ``KPI6xx`` lint warnings. Every code is documented in ``docs/diagnostics.md``.
 """
 
 from __future__ import annotations
@@ -58,6 +58,14 @@ CODES: dict[str, str] = {
     "KPI316": "invalid argument",
     "KPI401": "invalid run request",
     "KPI501": "engine error",
+    # KPI6xx: warnings from `kpi validate` (kpiengine.lint); never errors.
+    "KPI601": "unused source",
+    "KPI602": "KPI without description",
+    "KPI603": "KPI without owner",
+    "KPI604": "KPI without unit",
+    "KPI605": "target without a rule",
+    "KPI606": "percent KPI that is not a ratio",
+    "KPI607": "dimension missing from an input's source",
 }
 
 

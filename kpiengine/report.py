@@ -41,6 +41,7 @@ class KpiCard:
     series: list[Series] = field(default_factory=list)
     status: str = "ok"
     target_y: float | None = None
+    group: str = "other"  # the KPI's first tag: the report's sections
 
     def value_text(self, value: Any, currency: str) -> str:
         return format_value(value, self.unit, currency)
@@ -59,6 +60,10 @@ class Report:
     alerts: list[Alert]
     rows: list[ResultRow]
     statuses: dict[ResultRow, str] = field(default_factory=dict)
+
+    @property
+    def last_period(self) -> dt.date | None:
+        return max((r.period for r in self.rows if r.period is not None), default=None)
 
 
 def build_report(
@@ -81,6 +86,7 @@ def build_report(
                 kpi.target.value if kpi.target else None,
                 kpi.target.direction if kpi.target else None,
                 list(periods),
+                group=kpi.tags[0] if kpi.tags else "other",
             )
             cards[name] = card
         by_period = {r.period: r for r in rows}

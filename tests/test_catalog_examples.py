@@ -163,14 +163,26 @@ def unit_sales(catalog, warehouse):
 
 def test_average_revenue_per_unit(catalog, warehouse):
     """Seed 002: 100,000 for ten units is 10,000 of average revenue per unit."""
-    result = run(catalog, unit_sales(catalog, warehouse), ["average_revenue_per_unit"], "2024-05-01", "2024-06-01")
+    result = run(
+        catalog,
+        unit_sales(catalog, warehouse),
+        ["average_revenue_per_unit"],
+        "2024-05-01",
+        "2024-06-01",
+    )
     assert result.value("average_revenue_per_unit", "2024-05-01") == pytest.approx(10_000)
 
 
 def test_lifetime_value_per_unit(catalog, warehouse):
     """Seed 002: (100,000 - 20,000 it cost to sell them) / 10 units = 8,000."""
     connection = unit_sales(catalog, warehouse)
-    result = run(catalog, connection, ["unit_lifetime_value", "revenue", "acquisition_spend"], "2024-05-01", "2024-06-01")
+    result = run(
+        catalog,
+        connection,
+        ["unit_lifetime_value", "revenue", "acquisition_spend"],
+        "2024-05-01",
+        "2024-06-01",
+    )
     assert result.value("revenue", "2024-05-01") == pytest.approx(100_000)
     assert result.value("acquisition_spend", "2024-05-01") == pytest.approx(20_000)
     assert result.value("unit_lifetime_value", "2024-05-01") == pytest.approx(8_000)
@@ -187,7 +199,13 @@ def test_marginal_revenue(catalog, warehouse):
             ]
         }
     )
-    result = run(catalog, connection, ["marginal_revenue", "revenue", "units_sold"], "2024-02-01", "2024-03-01")
+    result = run(
+        catalog,
+        connection,
+        ["marginal_revenue", "revenue", "units_sold"],
+        "2024-02-01",
+        "2024-03-01",
+    )
     assert result.value("revenue", "2024-02-01") == pytest.approx(110_000)
     assert result.value("units_sold", "2024-02-01") == 20
     assert result.value("marginal_revenue", "2024-02-01") == pytest.approx(1_000)
@@ -202,7 +220,14 @@ def test_sales_productivity(catalog, warehouse):
     ]
     deals = [deal(f"2024-0{4 + i % 3}-1{i} 10:00:00", 10_000.0, rep_id=i + 1) for i in range(10)]
     connection = warehouse({"opportunities": deals, "quotas": quotas})
-    result = run(catalog, connection, ["sales_productivity", "active_reps"], "2024-04-01", "2024-07-01", grain="quarter")
+    result = run(
+        catalog,
+        connection,
+        ["sales_productivity", "active_reps"],
+        "2024-04-01",
+        "2024-07-01",
+        grain="quarter",
+    )
     assert result.value("active_reps", "2024-04-01") == 10
     assert result.value("sales_productivity", "2024-04-01") == pytest.approx(10_000)
 
@@ -310,9 +335,16 @@ def test_trailing_growth(catalog, warehouse):
 def test_sales_growth_from_200_to_2000(catalog, warehouse):
     """Seed 004: "sales grew from 200 EUR to 2,000 EUR from December to March" is +900 %."""
     connection = warehouse(
-        {"opportunities": [deal("2024-12-10 10:00:00", 200.0), deal("2025-03-10 10:00:00", 2_000.0)]}
+        {
+            "opportunities": [
+                deal("2024-12-10 10:00:00", 200.0),
+                deal("2025-03-10 10:00:00", 2_000.0),
+            ]
+        }
     )
-    result = run(catalog, connection, ["monthly_sales_growth"], "2025-01-01", "2025-04-01", grain="quarter")
+    result = run(
+        catalog, connection, ["monthly_sales_growth"], "2025-01-01", "2025-04-01", grain="quarter"
+    )
     assert result.value("monthly_sales_growth", "2025-01-01") == pytest.approx(9.0)
 
 
@@ -359,13 +391,22 @@ def test_employee_retention_three_sellers_in_ten_leave(catalog, warehouse):
         for i in range(1, 11)
     ]
     connection = warehouse({"employees": people})
-    result = run(catalog, connection, ["employee_retention_rate", "headcount"], "2021-01-01", "2022-01-01", grain="year")
+    result = run(
+        catalog,
+        connection,
+        ["employee_retention", "headcount"],
+        "2021-01-01",
+        "2022-01-01",
+        grain="year",
+    )
     assert result.value("headcount", "2021-01-01") == 7
-    assert result.value("employee_retention_rate", "2021-01-01") == pytest.approx(0.7)
+    assert result.value("employee_retention", "2021-01-01") == pytest.approx(0.7)
     alerts, _ = evaluate(catalog.model, result)
-    assert not [a for a in alerts if a.kpi == "employee_retention_rate"]  # 70 % meets the floor
+    assert not [a for a in alerts if a.kpi == "employee_retention"]  # 70 % meets the floor
     # 3 of the 10 hires came from employee referrals: 30 %, the low end of "30-40 %"
-    hires = run(catalog, connection, ["referral_hire_rate"], "2019-01-01", "2020-01-01", grain="year")
+    hires = run(
+        catalog, connection, ["referral_hire_rate"], "2019-01-01", "2020-01-01", grain="year"
+    )
     assert hires.value("referral_hire_rate", "2019-01-01") == pytest.approx(0.3)
 
 
@@ -383,7 +424,14 @@ def test_quota_consistency_counts_consecutive_months_at_quota(catalog, warehouse
         for m, amount in enumerate(amounts)
     ]
     connection = warehouse({"opportunities": deals, "quotas": quotas})
-    result = run(catalog, connection, ["quota_consistency", "quota_attainment"], "2024-01-01", "2024-06-01", by=["rep_id"])
+    result = run(
+        catalog,
+        connection,
+        ["quota_consistency", "quota_attainment"],
+        "2024-01-01",
+        "2024-06-01",
+        by=["rep_id"],
+    )
     months = [f"2024-0{m}-01" for m in range(1, 6)]
     assert [result.value("quota_consistency", m, rep_id=1) for m in months] == [1, 2, 0, 1, 2]
     assert [result.value("quota_consistency", m, rep_id=2) for m in months] == [1, 2, 3, 4, 5]
@@ -397,10 +445,24 @@ def test_clv_is_purchase_value_times_frequency_times_lifetime(catalog, warehouse
     lifetime), one new customer; 5 invoices of 2,000 on 10 customers at the end.
     CLV = 2,000 x 0.5 x 10 = 10,000.
     """
-    churned = {"account_id": 10, "customer_since": dt.date(2023, 1, 1), "churn_date": dt.date(2024, 7, 20)}
-    accounts = [{"account_id": a, "region": "emea", "segment": "smb", "customer_since": dt.date(2023, 1, 1)} for a in range(1, 10)]
+    churned = {
+        "account_id": 10,
+        "customer_since": dt.date(2023, 1, 1),
+        "churn_date": dt.date(2024, 7, 20),
+    }
+    accounts = [
+        {"account_id": a, "region": "emea", "segment": "smb", "customer_since": dt.date(2023, 1, 1)}
+        for a in range(1, 10)
+    ]
     accounts += [{**churned, "region": "emea", "segment": "smb"}]
-    accounts += [{"account_id": 11, "region": "emea", "segment": "smb", "customer_since": dt.date(2024, 7, 5)}]
+    accounts += [
+        {
+            "account_id": 11,
+            "region": "emea",
+            "segment": "smb",
+            "customer_since": dt.date(2024, 7, 5),
+        }
+    ]
     snaps = [snapshot("2024-07-01", 1_000.0, 0.0, "flat", account_id=a) for a in range(1, 10)]
     snaps += [snapshot("2024-07-01", 0.0, -1_000.0, "churn", account_id=10)]
     snaps += [snapshot("2024-07-01", 1_000.0, 1_000.0, "new", account_id=11)]
@@ -409,7 +471,13 @@ def test_clv_is_purchase_value_times_frequency_times_lifetime(catalog, warehouse
         for i in range(1, 6)
     ]
     connection = warehouse({"accounts": accounts, "mrr_snapshots": snaps, "invoices": invoices})
-    kpis = ["clv", "average_order_value", "purchase_frequency", "customer_lifetime", "customer_retention_rate"]
+    kpis = [
+        "clv",
+        "average_order_value",
+        "purchase_frequency",
+        "customer_lifetime",
+        "customer_retention_rate",
+    ]
     result = run(catalog, connection, kpis, "2024-07-01", "2024-08-01")
     assert result.value("average_order_value", "2024-07-01") == pytest.approx(2_000)
     assert result.value("purchase_frequency", "2024-07-01") == pytest.approx(0.5)

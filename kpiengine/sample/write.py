@@ -342,8 +342,22 @@ def _csv_schema(table: str, schema: pa.Schema) -> pa.Schema:
     return pa.schema(fields)
 
 
+def _postgres_writer(url: str, replace: bool) -> Writer:
+    """PostgreSQL: the writer lives in the kpiengine-postgres plugin (psycopg)."""
+    try:
+        from kpiengine_postgres.sample_writer import PostgresWriter
+    except ImportError as error:
+        raise UsageError(
+            f"writing to PostgreSQL needs the kpiengine-postgres plugin ({error}):"
+            " pip install ./plugins/postgres"
+        ) from None
+    return PostgresWriter(url, replace)
+
+
 WRITERS: dict[str, Callable[[str, bool], Writer]] = {
     "duckdb": DuckDBWriter,
     "sqlite": SQLiteWriter,
     "files": FilesWriter,
+    "postgresql": _postgres_writer,
+    "postgres": _postgres_writer,
 }
