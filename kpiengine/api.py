@@ -157,7 +157,7 @@ def load_and_check(
     if lint:
         from kpiengine.lint import lint_project
 
-        found.extend(lint_project(project))
+        found.extend(lint_project(project, found))
     ignore = frozenset(project.validate_ignore)
     if ignore:
         found = [d for d in found if d.code not in ignore or d.severity >= Severity.ERROR]

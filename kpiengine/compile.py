@@ -6,7 +6,7 @@ Shape of the statement (every name below is generated, never user text)::
                 FROM <table> AS t LEFT JOIN <joined> AS j_<source> ON ..
                 WHERE <time range> AND <--where> GROUP BY ..),      -- one per scan
          spine AS (<one row per period>),
-         combos AS (<dimension values seen in range, with one flag per scan>),
+         combos AS (<dimension values seen in range, a flag per scan and row filter>),
          grid AS (spine × combos),
          l0 AS (grid LEFT JOIN every scan: source KPIs as columns k0..),
          l1 .. ln AS (derived KPIs, layer by layer)
@@ -172,7 +172,7 @@ class _QueryBuilder:
         last = ctes[-1][0]
         columns = [
             *keys,
-            *(f"f{i}" for i in range(len(self.plan.scans)) if self.dims),
+            *(f.alias for f in self.plan.flags if self.dims),
             *(c.alias for c in self.plan.columns.values() if c.name in self.plan.outputs),
         ]
         query = _select(*(exp.column(c, table=last) for c in columns)).from_(
@@ -238,7 +238,8 @@ class _QueryBuilder:
             selects.append(exp.alias_(column, alias))
             groups.append(column.copy())
         for measure in scan.measures.values():
-            value = self._measure(compiler, measure, at_edge)
+            # visibility counts every row in range; values only the rows at the snapshot
+            value = self._measure(compiler, measure, None if measure.visibility else at_edge)
             selects.append(exp.alias_(value, measure.alias))
         query = query.select(*selects, copy=False)
         if conditions:
@@ -285,7 +286,7 @@ class _QueryBuilder:
         plan = self.plan
         request = plan.request
         found: list[exp.Expression] = []
-        lower = plan.scan_start
+        lower = plan.scan_start(scan)
         if lower is not None:
             found.append(
                 exp.GTE(this=time.copy(), expression=self.rules.time_bound(lower, scan.time_type))
@@ -372,7 +373,7 @@ class _QueryBuilder:
         keys = [
             exp.column("period", table="spine"),
             *(exp.column(c, table="combos") for c in self.dims),
-            *(exp.column(f"f{i}", table="combos") for i in range(len(plan.scans))),
+            *(exp.column(f.alias, table="combos") for f in plan.flags),
         ]
         return (
             _select(*keys)
@@ -381,15 +382,30 @@ class _QueryBuilder:
         )
 
     def _combos(self) -> exp.Select:
-        """Dimension values seen in the range, with a flag per scan that saw them."""
+        """Dimension values seen in the range, with a flag per (scan, row filter) that saw
+        them: a KPI shows the values its own rows have after its filter."""
         start = self.plan.first_period
+        flags = self.plan.flags
         parts: list[exp.Select] = []
-        for index, scan in enumerate(self.plan.scans):
-            flags = [
-                exp.alias_(exp.Literal.number(int(i == index)), f"f{i}")
-                for i in range(len(self.plan.scans))
-            ]
-            part = _select(*(exp.column(d) for d in self.dims), *flags).from_(
+        for scan in self.plan.scans:
+            columns = []
+            for flag in flags:
+                seen: exp.Expression = exp.Literal.number(0)
+                if flag.scan == scan.alias:
+                    seen = exp.Case(
+                        ifs=[
+                            exp.If(
+                                this=exp.GT(
+                                    this=exp.column(flag.measure),
+                                    expression=exp.Literal.number(0),
+                                ),
+                                true=exp.Literal.number(1),
+                            )
+                        ],
+                        default=exp.Literal.number(0),
+                    )
+                columns.append(exp.alias_(seen, flag.alias))
+            part = _select(*(exp.column(d) for d in self.dims), *columns).from_(
                 _table(scan.alias), copy=False
             )
             if start is not None and self.timed:
@@ -404,10 +420,7 @@ class _QueryBuilder:
         return (
             _select(
                 *(exp.column(d) for d in self.dims),
-                *(
-                    exp.alias_(exp.Max(this=exp.column(f"f{i}")), f"f{i}")
-                    for i in range(len(self.plan.scans))
-                ),
+                *(exp.alias_(exp.Max(this=exp.column(f.alias)), f.alias) for f in flags),
             )
             .from_(union.subquery("seen", copy=False), copy=False)
             .group_by(*(exp.column(d) for d in self.dims), copy=False)
@@ -452,7 +465,7 @@ class _QueryBuilder:
         for column in plan.columns.values():
             by_layer.setdefault(column.layer, []).append(column)
         keys = (["period"] if self.timed else []) + self.dims
-        flags = [f"f{i}" for i in range(len(plan.scans))] if self.dims else []
+        flags = [f.alias for f in plan.flags] if self.dims else []
         base = _select(*(exp.column(k, table="grid") for k in [*keys, *flags])).from_(
             _table("grid"), copy=False
         )

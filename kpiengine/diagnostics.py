@@ -58,6 +58,9 @@ CODES: dict[str, str] = {
     "KPI316": "invalid argument",
     "KPI401": "invalid run request",
     "KPI501": "engine error",
+    "KPI502": "table missing in the warehouse",
+    "KPI503": "column missing in the warehouse",
+    "KPI504": "column type mismatch with the warehouse",
     # KPI6xx: warnings from `kpi validate` (kpiengine.lint); never errors.
     "KPI601": "unused source",
     "KPI602": "KPI without description",

@@ -74,7 +74,7 @@ def _with_data_range(plan: Plan, connection: Connection) -> RunRequest:
 def _assemble(plan: Plan, columns: list[str], rows: list[tuple[Any, ...]], sql: str) -> Result:
     request = plan.request
     index = {name: i for i, name in enumerate(columns)}
-    scan_flag = {scan.alias: index.get(f"f{i}") for i, scan in enumerate(plan.scans)}
+    flag_index = {flag.alias: index.get(flag.alias) for flag in plan.flags}
     dim_index = [index[f"d{i}"] for i in range(len(request.by))]
     period_index = index.get("period")
     result_rows: list[ResultRow] = []
@@ -82,10 +82,10 @@ def _assemble(plan: Plan, columns: list[str], rows: list[tuple[Any, ...]], sql: 
     for name in plan.outputs:
         column = plan.columns[name]
         value_index = index[column.alias]
-        flags = [scan_flag[s] for s in column.scans]
+        flags = [flag_index[f] for f in column.flags]
         for row in ordered:
             if dim_index and flags and not any(row[f] for f in flags if f is not None):
-                continue  # this KPI's sources never saw these dimension values
+                continue  # this KPI's rows (after its filter) never had these values
             period = _to_date(row[period_index]) if period_index is not None else None
             dimensions = tuple((d, row[i]) for d, i in zip(request.by, dim_index, strict=True))
             result_rows.append(ResultRow(period, name, _number(row[value_index]), dimensions))

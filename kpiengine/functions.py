@@ -282,20 +282,32 @@ class FunctionRegistry:
         self,
         specs: Sequence[FunctionSpec] = BUILTIN_FUNCTIONS,
         more: Callable[[], Sequence[FunctionSpec]] | None = None,
+        on_clash: Callable[[FunctionSpec, str], None] | None = None,
     ) -> None:
         self._more = more  # called on the first unknown name: lazily loaded plugins
+        # None: a clash raises ValueError; else it is reported and the later spec ignored
+        self._on_clash = on_clash
         self._specs: dict[str, FunctionSpec] = {}
         for spec in specs:
-            self.add(spec)
+            self._offer(spec)
 
     def add(self, spec: FunctionSpec) -> None:
         name = spec.name.lower()
         existing = self._specs.get(name)
-        if existing is not None and existing is not spec:
+        if existing is not None and existing != spec:
             raise ValueError(
                 f"function `{name}` from {spec.plugin} clashes with the one from {existing.plugin}"
             )
         self._specs[name] = spec
+
+    def _offer(self, spec: FunctionSpec) -> None:
+        """Add ``spec``; on a clash the one already there (built-ins first) is kept."""
+        try:
+            self.add(spec)
+        except ValueError as clash:
+            if self._on_clash is None:
+                raise
+            self._on_clash(spec, f"{clash}; `{spec.name}` from {spec.plugin} is ignored")
 
     def get(self, name: str) -> FunctionSpec | None:
         found = self._specs.get(name.lower())
@@ -313,8 +325,7 @@ class FunctionRegistry:
         if more is None:
             return False
         for spec in more():
-            if spec.name.lower() not in self._specs:
-                self.add(spec)
+            self._offer(spec)
         return True
 
     def __iter__(self):  # type: ignore[no-untyped-def]
@@ -328,12 +339,17 @@ def default_registry() -> FunctionRegistry:
     """The functions of every plugin that loaded, the built-in plugin first."""
     global _default
     if _default is None:
-        from kpiengine.plugins import default_host, plugin_functions
+        from kpiengine.plugins import PluginFailure, default_host, plugin_functions
 
         def entry_point_functions() -> list[FunctionSpec]:
             return plugin_functions() if default_host().load_entry_points() else []
 
-        _default = FunctionRegistry(plugin_functions(), more=entry_point_functions)
+        def report_clash(spec: FunctionSpec, message: str) -> None:
+            default_host().report(PluginFailure(spec.plugin, message))
+
+        _default = FunctionRegistry(
+            plugin_functions(), more=entry_point_functions, on_clash=report_clash
+        )
     return _default
 
 

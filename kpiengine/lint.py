@@ -5,14 +5,15 @@ Runs after the check stage on whatever loaded, and returns diagnostics with
 ``kpi validate`` fail unless the project asks for it (``validate: {fail_on: warning}``);
 a project silences a code with ``validate: {ignore: [KPI603]}``.
 
-Each rule is one small function ``(project) -> diagnostics``; :data:`RULES` lists them,
+Each rule is one small function ``(context) -> diagnostics``; :data:`RULES` lists them,
 so adding a warning is adding a function (and its code in ``CODES`` and its page in
 ``docs/diagnostics.md``, which a test enforces).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 from kpiengine.ast import Binary, Call, Name, Node
 from kpiengine.diagnostics import Diagnostic, Severity
@@ -21,7 +22,25 @@ from kpiengine.model import Kpi, Project
 from kpiengine.resolve import base_kpis, dimension_available, referenced_kpis
 from kpiengine.source import Span
 
-Rule = Callable[[Project], Iterator[Diagnostic]]
+
+@dataclass(frozen=True)
+class Context:
+    """What a lint rule sees: the project, and which files failed to load cleanly.
+
+    A file with a load error (``KPI1xx``) is only partly in the model: a KPI whose
+    ``unit:`` is invalid has no unit, a rule that failed has gone. Warnings about such a
+    file would be noise that the error already explains, so rules skip it; and when any
+    file failed, a source may look unused only because the KPI using it did not load.
+    """
+
+    project: Project
+    broken_files: frozenset[str] = frozenset()
+
+    def kpis(self) -> Iterator[Kpi]:
+        return (k for k in self.project.kpis.values() if k.span.file not in self.broken_files)
+
+
+Rule = Callable[[Context], Iterator[Diagnostic]]
 
 #: Units whose values are shares: a percent KPI built from them is still a share.
 _SHARE_UNITS = frozenset({"percent", "ratio"})
@@ -36,8 +55,11 @@ def _warning(code: str, message: str, span: Span | None, hint: str | None) -> Di
     return Diagnostic(code, message, span, hint, Severity.WARNING)
 
 
-def unused_sources(project: Project) -> Iterator[Diagnostic]:
+def unused_sources(context: Context) -> Iterator[Diagnostic]:
     """KPI601: a source no KPI reads, directly or as a join of a source a KPI reads."""
+    if context.broken_files:
+        return
+    project = context.project
     used = {kpi.source for kpi in project.kpis.values() if kpi.source in project.sources}
     pending = list(used)
     while pending:
@@ -57,10 +79,10 @@ def unused_sources(project: Project) -> Iterator[Diagnostic]:
             )
 
 
-def undocumented_kpis(project: Project) -> Iterator[Diagnostic]:
+def undocumented_kpis(context: Context) -> Iterator[Diagnostic]:
     """KPI602-604: a KPI without description, owner or unit (what readers of a report
     need to trust a number)."""
-    for kpi in project.kpis.values():
+    for kpi in context.kpis():
         if not (kpi.description or "").strip():
             yield _warning(
                 "KPI602",
@@ -85,10 +107,10 @@ def undocumented_kpis(project: Project) -> Iterator[Diagnostic]:
             )
 
 
-def targets_without_rules(project: Project) -> Iterator[Diagnostic]:
+def targets_without_rules(context: Context) -> Iterator[Diagnostic]:
     """KPI605: a ``target:`` that no rule of the KPI compares with: nobody is told when
     the KPI misses it."""
-    for kpi in project.kpis.values():
+    for kpi in context.kpis():
         if kpi.target is None:
             continue
         if any(_mentions(rule.when.tree, "target") for rule in kpi.rules):
@@ -103,14 +125,14 @@ def targets_without_rules(project: Project) -> Iterator[Diagnostic]:
         )
 
 
-def percent_not_ratio(project: Project) -> Iterator[Diagnostic]:
+def percent_not_ratio(context: Context) -> Iterator[Diagnostic]:
     """KPI606: ``unit: percent`` on an expression that cannot give a share (no division,
     no ``growth``, no average, no percent input): usually a count labelled as a rate."""
     aggregates = {spec.name for spec in default_registry() if spec.kind == AGGREGATE}
-    for kpi in project.kpis.values():
+    for kpi in context.kpis():
         if kpi.unit != "percent" or kpi.expression.tree is None:
             continue
-        if _looks_like_share(project, kpi, aggregates):
+        if _looks_like_share(context.project, kpi, aggregates):
             continue
         yield _warning(
             "KPI606",
@@ -121,11 +143,12 @@ def percent_not_ratio(project: Project) -> Iterator[Diagnostic]:
         )
 
 
-def dimensions_missing_from_inputs(project: Project) -> Iterator[Diagnostic]:
+def dimensions_missing_from_inputs(context: Context) -> Iterator[Diagnostic]:
     """KPI607: a derived KPI combines inputs where one declares a dimension that another
     input's source does not have, so the derived KPI cannot be grouped by it although one
     of its inputs can."""
-    for kpi in project.kpis.values():
+    project = context.project
+    for kpi in context.kpis():
         if not kpi.is_derived or kpi.dimensions is not None:
             continue  # a derived KPI's own `dimensions:` are checked as errors (KPI310)
         bases = base_kpis(project, kpi.name)
@@ -160,9 +183,16 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-def lint_project(project: Project) -> list[Diagnostic]:
-    """Every warning for the project, sorted like every other diagnostic."""
-    found = [diagnostic for rule in RULES for diagnostic in rule(project)]
+def lint_project(project: Project, known: Iterable[Diagnostic] = ()) -> list[Diagnostic]:
+    """Every warning for the project, sorted like every other diagnostic. ``known`` are
+    the diagnostics of loading and checking: files with load errors are not linted."""
+    broken = frozenset(
+        d.span.file
+        for d in known
+        if d.span is not None and d.code.startswith("KPI1") and d.severity >= Severity.ERROR
+    )
+    context = Context(project, broken)
+    found = [diagnostic for rule in RULES for diagnostic in rule(context)]
     return sorted(found, key=Diagnostic.sort_key)
 
 

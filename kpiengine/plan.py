@@ -28,7 +28,7 @@ from kpiengine.resolve import (
     referenced_kpis,
     resolve_column,
 )
-from kpiengine.timeplan import AUX_PREFIX, lift_nested_windows, lookback
+from kpiengine.timeplan import AUX_PREFIX, lift_nested_windows, lookback, references_with_shift
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,7 @@ class Measure:
     args: tuple[Node, ...]
     condition: Node | None
     counts: bool  # empty periods give 0, not null
+    visibility: bool = False  # counts the rows a filter keeps: which dimension values show
 
 
 @dataclass
@@ -72,20 +73,25 @@ class Scan:
     time_type: str
     dimensions: list[ColumnRef]
     snapshot: str | None = None
-    row_filter: Node | None = None
+    row_filter: Node | None = None  # applied in WHERE: a snapshot's, or one all its KPIs share
+    lookback: int | None = 0  # whole periods read before the range; None: all history
     joins: list[Join] = field(default_factory=list)
     measures: dict[tuple[str, tuple[Node, ...], Node | None], Measure] = field(default_factory=dict)
 
     def measure(
-        self, function: str, args: tuple[Node, ...], condition: Node | None, counts: bool
+        self,
+        function: str,
+        args: tuple[Node, ...],
+        condition: Node | None,
+        counts: bool,
+        visibility: bool = False,
     ) -> Measure:
-        key = (function, args, condition)
-        found = self.measures.get(key)
+        key = (function, args, condition, visibility)
+        found = self.measures.get(key)  # type: ignore[call-overload]
         if found is None:
-            found = Measure(
-                f"{self.alias}_m{len(self.measures)}", function, args, condition, counts
-            )
-            self.measures[key] = found
+            alias = f"{self.alias}_m{len(self.measures)}"
+            found = Measure(alias, function, args, condition, counts, visibility)
+            self.measures[key] = found  # type: ignore[index]
         return found
 
     def need_join(self, ref: ColumnRef) -> None:
@@ -108,6 +114,16 @@ class KpiColumn:
     expression: Node
     fill_null: float | None = None
     measures: dict[Call, Measure] = field(default_factory=dict)  # source KPIs only
+    flags: tuple[str, ...] = ()  # visibility flags: its dimension values are those seen there
+
+
+@dataclass(frozen=True)
+class Flag:
+    """Whether a dimension combination has rows in a scan after one row filter."""
+
+    alias: str
+    scan: str
+    measure: str
 
 
 @dataclass
@@ -121,6 +137,7 @@ class Plan:
     functions: FunctionRegistry
     lookback: int | None = 0  # periods before the range that time functions read; None: all
     first_period: dt.date | None = None  # the first output period
+    flags: list[Flag] = field(default_factory=list)
 
     @property
     def layers(self) -> int:
@@ -130,15 +147,14 @@ class Plan:
     def needs_history(self) -> bool:
         return self.lookback is None and self.request.grain != "all"
 
-    @property
-    def scan_start(self) -> dt.date | None:
-        """Lower time bound of the scans: the range start, moved back for look-backs."""
+    def scan_start(self, scan: Scan) -> dt.date | None:
+        """A scan's lower time bound: the range start, moved back for its look-back."""
         request = self.request
-        if request.start is None or self.lookback is None:
-            return None if self.lookback is None else request.start
-        if self.lookback == 0 or self.first_period is None:
+        if scan.lookback is None:
+            return None
+        if request.start is None or scan.lookback == 0 or self.first_period is None:
             return request.start
-        return add_periods(self.first_period, request.grain, -self.lookback)
+        return add_periods(self.first_period, request.grain, -scan.lookback)
 
 
 def build_plan(
@@ -155,6 +171,7 @@ def build_plan(
     scans: dict[tuple[object, ...], Scan] = {}
     columns: dict[str, KpiColumn] = {}
     looks: dict[str, int | None] = {}
+    flags: dict[tuple[str, Node | None], Flag] = {}
 
     def add_derived(name: str, tree: Node, fill_null: float | None) -> None:
         def hide(subtree: Node) -> str:
@@ -166,9 +183,13 @@ def build_plan(
         inputs = [columns[n.dotted] for n in walk(tree) if isinstance(n, Name)]
         layer = 1 + max((c.layer for c in inputs), default=0)
         reads = tuple(sorted({s for c in inputs for s in c.scans}))
-        columns[name] = KpiColumn(name, f"k{len(columns)}", layer, reads, tree, fill_null)
+        seen = tuple(dict.fromkeys(f for c in inputs for f in c.flags))
+        columns[name] = KpiColumn(
+            name, f"k{len(columns)}", layer, reads, tree, fill_null, flags=seen
+        )
         looks[name] = lookback(tree, looks)
 
+    members = _assign_scans(project, request, needed, scans)
     for name in needed:
         kpi = project.kpis[name]
         tree = kpi.expression.tree
@@ -176,7 +197,13 @@ def build_plan(
         if kpi.is_derived:
             add_derived(name, tree, kpi.fill_null)
             continue
-        scan = _scan_for(project, request, kpi, scans)
+        scan = members[name]
+        row_filter = None if scan.row_filter is not None or kpi.filter is None else kpi.filter.tree
+        flag = flags.get((scan.alias, row_filter))
+        if flag is None:
+            measure = scan.measure("count", (), row_filter, counts=True, visibility=True)
+            flag = Flag(f"f{len(flags)}", scan.alias, measure.alias)
+            flags[(scan.alias, row_filter)] = flag
         columns[name] = KpiColumn(
             name,
             f"k{len(columns)}",
@@ -184,12 +211,14 @@ def build_plan(
             (scan.alias,),
             tree,
             kpi.fill_null,
-            _measures(project, kpi, scan, functions),
+            _measures(project, kpi, scan, functions, row_filter),
+            (flag.alias,),
         )
         looks[name] = 0
     if request.where is not None and request.where.tree is not None:
         for scan in scans.values():
             _join_columns(project, scan, request.where.tree)
+    _scan_lookbacks(columns, members, request.kpis)
 
     project_start = project.fiscal_year_start, project.week_start
     plan_lookback = _combine(looks[name] for name in request.kpis)
@@ -217,7 +246,45 @@ def build_plan(
         functions,
         plan_lookback,
         first,
+        list(flags.values()),
     )
+
+
+def _assign_scans(
+    project: Project, request: RunRequest, needed: list[str], scans: dict[tuple[object, ...], Scan]
+) -> dict[str, Scan]:
+    """Source KPI → its scan; a row filter every KPI of a scan shares moves to its WHERE."""
+    members: dict[str, Scan] = {}
+    for name in needed:
+        kpi = project.kpis[name]
+        if not kpi.is_derived:
+            members[name] = _scan_for(project, request, kpi, scans)
+    for scan in scans.values():
+        if scan.snapshot is not None:
+            continue
+        kpis = [project.kpis[n] for n, s in members.items() if s is scan]
+        filters = {k.filter.tree if k.filter is not None else None for k in kpis}
+        if len(filters) == 1 and None not in filters:
+            scan.row_filter = filters.pop()
+            assert scan.row_filter is not None
+            _join_columns(project, scan, scan.row_filter)
+    return members
+
+
+def _scan_lookbacks(
+    columns: dict[str, KpiColumn], members: dict[str, Scan], outputs: tuple[str, ...]
+) -> None:
+    """How many periods before the range each scan must read, from what its consumers need."""
+    needs: dict[str, int | None] = dict.fromkeys(outputs, 0)
+    for column in reversed(list(columns.values())):  # consumers before their inputs
+        need = needs.get(column.name, 0)
+        if column.layer == 0:
+            continue
+        for name, shift in references_with_shift(column.expression):
+            wanted = None if need is None or shift is None else need + shift
+            needs[name] = _combine([needs.get(name, 0), wanted])
+    for name, scan in members.items():
+        scan.lookback = _combine([scan.lookback, needs.get(name, 0)])
 
 
 def _combine(looks: Iterable[int | None]) -> int | None:
@@ -258,13 +325,12 @@ def _scan_for(
 
 
 def _measures(
-    project: Project, kpi: Kpi, scan: Scan, functions: FunctionRegistry
+    project: Project, kpi: Kpi, scan: Scan, functions: FunctionRegistry, row_filter: Node | None
 ) -> dict[Call, Measure]:
+    """The KPI's aggregates as scan measures; ``row_filter`` is its filter unless the scan
+    applies it to every row already."""
     tree = kpi.expression.tree
     assert tree is not None
-    row_filter = kpi.filter.tree if kpi.filter is not None else None
-    if scan.snapshot is not None:
-        row_filter = None  # the snapshot scan applies it to every row it reads
     if row_filter is not None:
         _join_columns(project, scan, row_filter)
     found: dict[Call, Measure] = {}

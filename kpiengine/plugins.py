@@ -7,6 +7,7 @@ working, as sqlfluff does.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 from collections.abc import Iterable
@@ -49,19 +50,36 @@ class PluginHost:
             _register(self, ep.name, ep.load)
         return True
 
+    def plugins(self) -> list[tuple[str, Any]]:
+        """(name, plugin) in registration order: built-ins first, so they win name clashes.
+
+        ``manager.get_plugins()`` is a set, whose order changes from run to run.
+        """
+        return [(name, plugin) for name, plugin in self.manager.list_name_plugin() if plugin]
+
+    def report(self, failure: PluginFailure) -> None:
+        """Record a problem once (hooks are called again on every lookup) and warn."""
+        if failure not in self.failures:
+            self.failures.append(failure)
+            log.warning("plugin %s: %s", failure.name, failure.reason)
+
     def collect(self, hook_name: str) -> list[Any]:
-        """Call one hook on every plugin separately, so one broken plugin is isolated."""
+        """Call one hook on every plugin separately, so one broken plugin is isolated.
+
+        Specs that leave ``plugin`` at its default are stamped with the plugin's name, so
+        a clash names the plugins involved.
+        """
         items: list[Any] = []
-        for plugin in self.manager.get_plugins():
+        for name, plugin in self.plugins():
             impl = getattr(plugin, hook_name, None)
             if impl is None:
                 continue
-            name = self.manager.get_name(plugin) or repr(plugin)
             try:
-                items.extend(impl() or [])
+                found = list(impl() or [])
             except Exception as error:  # a plugin's bug must not take the engine down
-                self.failures.append(PluginFailure(name, f"{hook_name} raised {error!r}"))
-                log.warning("plugin %s: %s raised %r", name, hook_name, error)
+                self.report(PluginFailure(name, f"{hook_name} raised {error!r}"))
+                continue
+            items.extend(_stamped(item, name) for item in found)
         return items
 
 
@@ -89,8 +107,18 @@ def _register(host: PluginHost, name: str, load: Any) -> None:
     try:
         host.manager.register(load(), name=name)
     except Exception as error:
-        host.failures.append(PluginFailure(name, f"failed to load: {error!r}"))
-        log.warning("plugin %s failed to load: %r", name, error)
+        host.report(PluginFailure(name, f"failed to load: {error!r}"))
+
+
+def _stamped(item: Any, plugin: str) -> Any:
+    if (
+        plugin != "builtin"
+        and dataclasses.is_dataclass(item)
+        and not isinstance(item, type)
+        and getattr(item, "plugin", None) == "builtin"
+    ):
+        return dataclasses.replace(item, plugin=plugin)
+    return item
 
 
 _host: PluginHost | None = None
@@ -127,8 +155,8 @@ def describe_plugins() -> str:
     host = default_host()
     host.load_entry_points()
     lines = []
-    for plugin in host.manager.get_plugins():
-        name = host.manager.get_name(plugin) or repr(plugin)
+    owners: dict[tuple[str, str], str] = {}  # (label, name) → the plugin that has it
+    for name, plugin in host.plugins():
         version = _version_of(plugin)
         adds = []
         for hook, label in (
@@ -143,17 +171,25 @@ def describe_plugins() -> str:
             try:
                 items = impl() or []
             except Exception as error:
+                host.report(PluginFailure(name, f"{hook} raised {error!r}"))
                 adds.append(f"{label}: failed ({error!r})")
                 continue
-            names = [
-                getattr(i, "scheme", None) or getattr(i, "name", None) or repr(i) for i in items
-            ]
+            names = []
+            for item in items:
+                item_name = (
+                    getattr(item, "scheme", None) or getattr(item, "name", None) or repr(item)
+                )
+                owner = owners.setdefault((label, str(item_name).lower()), name)
+                if owner != name:  # the first registered wins, as in the registries
+                    item_name = f"{item_name} (ignored: clashes with {owner})"
+                names.append(item_name)
             if names:
                 adds.append(f"{label}: {', '.join(names)}")
         lines.append(f"{name} {version}".rstrip())
         lines.extend(f"  {a}" for a in adds)
-    for failure in host.failures:
-        lines.append(f"{failure.name} (failed): {failure.reason}")
+    if host.failures:
+        lines.append("problems (the plugins above still work):")
+        lines.extend(f"  {failure.name}: {failure.reason}" for failure in host.failures)
     return "\n".join(lines)
 
 

@@ -44,6 +44,30 @@ def lookback(tree: Node, known: Mapping[str, int | None]) -> int | None:
     return max(needs, default=0)  # type: ignore[type-var]
 
 
+def references_with_shift(tree: Node) -> list[tuple[str, int | None]]:
+    """Each name in ``tree`` with how many periods before a row its value is read
+    (0 outside time functions; None for all history)."""
+    found: list[tuple[str, int | None]] = []
+    stack: list[tuple[Node, int | None]] = [(tree, 0)]
+    while stack:
+        node, shift = stack.pop()
+        if isinstance(node, Name):
+            found.append((node.dotted, shift))
+            continue
+        if isinstance(node, Call) and node.name in TIME_FUNCTIONS and node.args:
+            n = periods_argument(node)
+            window = (
+                None
+                if node.name in UNBOUNDED
+                else (n - 1 if node.name.startswith("rolling") else n)
+            )
+            inner = None if shift is None or window is None else shift + window
+            stack.append((node.args[0], inner))
+            continue
+        stack.extend((child, shift) for child in node.children())
+    return found
+
+
 def has_time_function(tree: Node) -> bool:
     return any(isinstance(n, Call) and n.name in TIME_FUNCTIONS for n in walk(tree))
 

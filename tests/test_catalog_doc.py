@@ -68,3 +68,21 @@ def test_the_document_shows_every_kpi_and_rule(catalog):
     assert "{{ value \\| percent }}" in win_rate  # pipes escaped in table cells
     arr = text.split("### `arr`")[1].split("###")[0]
     assert "derived from `mrr`" in arr
+
+
+def test_every_rule_message_renders(catalog):
+    """Rule messages are Jinja templates: each must render without a template error."""
+    from kpiengine.templates_env import render_message
+
+    model = catalog.model
+    values = {name: 0.5 for name in model.kpis}
+    for kpi in model.kpis.values():
+        for rule in kpi.rules:
+            target = kpi.target.value if kpi.target else None
+            variables = {**values, "value": 0.25, "target": target, "previous": 0.2}
+            variables.update({"kpi": kpi.name, "title": kpi.title, "period": "2025-01-01"})
+            text = render_message(rule.message or "", variables, model.currency)
+            assert "template error" not in text and "{{" not in text, (kpi.name, rule.name, text)
+    for rule in model.rules:
+        text = render_message(rule.message or "", values, model.currency)
+        assert "template error" not in text and "{{" not in text, (rule.name, text)

@@ -116,6 +116,7 @@ JOIN_KEYS = {
     ("nps_responses", "accounts"): "account_id",
     ("nps_responses", "employees"): "employee_id",
     ("activities", "reps"): "rep_id",
+    ("activities", "leads"): "lead_id",
     ("opportunities", "accounts"): "account_id",
 }
 
@@ -242,14 +243,14 @@ class Ctx:
         for d in self.dims:
             rows[d] = rows[d].astype(object).where(rows[d].notna(), NULL)
         keys = ["_p", *self.dims]
+        if filt is not None:  # the KPI's rows: its dimension values are those left after it
+            rows = rows[nn(filt(rows))]
         if self.dims:
             seen = rows.loc[rows["_t"] >= START, self.dims].drop_duplicates().values
             in_range = frozenset(tuple(r) for r in seen)
             combos = sorted({tuple(r) for r in rows[self.dims].drop_duplicates().values})
         else:
             in_range, combos = frozenset({()}), [()]
-        if filt is not None:
-            rows = rows[nn(filt(rows))]
         if semi is not None:  # the period's latest (earliest) snapshot, one time for all
             pick = rows.groupby("_p")["_t"].transform("max" if semi == "last" else "min")
             rows = rows[rows["_t"] == pick]
@@ -491,6 +492,9 @@ def marketing_only(g: pd.DataFrame) -> pd.Series:
     return g.department == "marketing"
 
 
+expect("touches_per_lead")(
+    lambda c: activity(c, lambda g: div(cnt(g.lead_id.notna()), cdist(g.lead_id)))
+)
 expect("marketing_spend")(lambda c: spend(c, lambda g: ssum(g.spend), marketing_only))
 expect("cost_per_lead")(lambda c: c.derive(div, c.k("marketing_spend"), c.k("leads_generated")))
 expect("roi")(

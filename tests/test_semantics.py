@@ -246,3 +246,18 @@ def test_per_kpi_dimension_values(sales):
     assert {r.dimensions[0][1]: r.value for r in result.rows if r.kpi == "created_deals"} == {
         "emea": 1
     }
+
+
+def test_dimension_values_are_those_left_after_the_kpis_filter(sales):
+    # external_deals filters region != 'internal' (which also drops the null region)
+    result = run(sales, ["external_deals", "deals"], grain="all", by=["region"])
+    external = {r.dimensions[0][1]: r.value for r in result.rows if r.kpi == "external_deals"}
+    assert external == {"apac": 2, "emea": 3}
+    deals = {r.dimensions[0][1]: r.value for r in result.rows if r.kpi == "deals"}
+    assert deals == {"apac": 2, "emea": 3, "internal": 1, None: 1}
+
+
+def test_shared_filter_gives_the_same_rows_alone_or_together(sales):
+    alone = run(sales, ["external_deals"], by=["region"])
+    together = run(sales, ["external_deals", "deals", "win_rate"], by=["region"])
+    assert [r for r in together.rows if r.kpi == "external_deals"] == alone.rows

@@ -33,45 +33,29 @@ class Rules(DialectRules):
                 this="DATE",
                 expressions=[value, exp.Literal.string("-6 days"), exp.Literal.string(weekday)],
             )
-        months = {"month": 1, "quarter": 3, "year": 12}[grain]
-        shift = fiscal_year_start - 1 if grain in ("quarter", "year") else 0
-        # month index since year 0, shifted to the fiscal year, truncated to the grain
-        year = exp.Cast(
-            this=exp.Anonymous(this="STRFTIME", expressions=[exp.Literal.string("%Y"), value]),
-            to=exp.DataType.build(exp.DataType.Type.INT),
-        )
+        start_of_month = exp.Literal.string("start of month")
+        if grain == "month":
+            return exp.Anonymous(this="DATE", expressions=[value, start_of_month])
+        # quarters and years: back to the first month of the (fiscal) period
+        size = 3 if grain == "quarter" else 12
         month = exp.Cast(
             this=exp.Anonymous(this="STRFTIME", expressions=[exp.Literal.string("%m"), value]),
             to=exp.DataType.build(exp.DataType.Type.INT),
         )
-        index = exp.Sub(
-            this=exp.Add(
-                this=exp.Mul(this=year, expression=exp.Literal.number(12)),
-                expression=exp.Sub(this=month, expression=exp.Literal.number(1)),
+        back = exp.Mod(
+            this=exp.Paren(
+                this=exp.Add(
+                    this=exp.Sub(this=month, expression=exp.Literal.number(fiscal_year_start)),
+                    expression=exp.Literal.number(12),
+                )
             ),
-            expression=exp.Literal.number(shift),
+            expression=exp.Literal.number(size),
         )
-        index = exp.Paren(this=index)
-        start = exp.Add(
-            this=exp.Sub(
-                this=index, expression=exp.Mod(this=index, expression=exp.Literal.number(months))
-            ),
-            expression=exp.Literal.number(shift),
+        modifier = exp.DPipe(
+            this=exp.DPipe(this=exp.Literal.string("-"), expression=exp.Paren(this=back)),
+            expression=exp.Literal.string(" months"),
         )
-        start = exp.Paren(this=start)
-        # months since 0000-01: add to the first day of year 0 is not portable in SQLite,
-        # so build 'YYYY-MM-01' text from the index.
-        year_part = exp.Cast(
-            this=exp.Div(this=start, expression=exp.Literal.number(12)),
-            to=exp.DataType.build(exp.DataType.Type.INT),
-        )
-        month_part = exp.Add(
-            this=exp.Mod(this=start, expression=exp.Literal.number(12)),
-            expression=exp.Literal.number(1),
-        )
-        return exp.Anonymous(
-            this="PRINTF", expressions=[exp.Literal.string("%04d-%02d-01"), year_part, month_part]
-        )
+        return exp.Anonymous(this="DATE", expressions=[value, start_of_month, modifier])
 
     def percentile(self, fraction: exp.Expression, value: exp.Expression) -> exp.Expression:
         # registered on every connection by the SQLite connector (builtin/sqlite.py)

@@ -1,12 +1,16 @@
-"""Diagnostics as a JSON document, for tools."""
+"""Diagnostics as one JSON document, for tools and scripts.
+
+``{"diagnostics": [{code, title, severity, message, hint, file, line, column, end_line,
+end_column}], "summary": {errors, warnings, infos, total, failed, fail_on}}``; positions
+are 1-based, ends exclusive, ``null`` for a problem that has no place in a file.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 
-from kpiengine.diagnostics import CODES, Diagnostic
-from kpiengine.source import SourceTexts
+from kpiengine.diagnostics import CODES, Diagnostic, Severity
+from kpiengine.formats.report import Report
 
 
 def as_dict(diagnostic: Diagnostic) -> dict[str, object]:
@@ -25,12 +29,20 @@ def as_dict(diagnostic: Diagnostic) -> dict[str, object]:
     }
 
 
-def render(diagnostics: Sequence[Diagnostic], texts: SourceTexts, colour: bool = False) -> str:
-    errors = sum(1 for d in diagnostics if str(d.severity) == "error")
+def render(report: Report) -> str:
     return json.dumps(
         {
-            "diagnostics": [as_dict(d) for d in diagnostics],
-            "summary": {"errors": errors, "total": len(diagnostics)},
+            "diagnostics": [as_dict(d) for d in report.diagnostics],
+            "summary": {
+                "errors": report.count(Severity.ERROR),
+                "warnings": report.count(Severity.WARNING),
+                "infos": report.count(Severity.INFO),
+                "total": len(report.diagnostics),
+                "files": len(report.files),
+                "fail_on": str(report.fail_on),
+                "failed": report.failed,
+            },
         },
         indent=2,
+        ensure_ascii=False,
     )

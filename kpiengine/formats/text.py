@@ -1,10 +1,10 @@
-"""Human-readable diagnostics: ``file:line:col: CODE message``, the line, a caret, a hint."""
+"""Human-readable diagnostics: ``file:line:col: CODE message``, the line, a caret, a hint,
+then a one-line summary. Colour only when the CLI says the output is a terminal."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from kpiengine.diagnostics import Diagnostic, Severity
+from kpiengine.formats.report import Report, severity_counts
 from kpiengine.source import SourceTexts, caret_excerpt
 
 _COLOURS = {Severity.ERROR: "\033[31m", Severity.WARNING: "\033[33m", Severity.INFO: "\033[36m"}
@@ -29,5 +29,16 @@ def render_one(diagnostic: Diagnostic, texts: SourceTexts, colour: bool = False)
     return "\n".join(lines)
 
 
-def render(diagnostics: Sequence[Diagnostic], texts: SourceTexts, colour: bool = False) -> str:
-    return "\n".join(render_one(d, texts, colour) for d in diagnostics)
+def summary(report: Report) -> str:
+    counts = severity_counts(report)
+    if report.failed:
+        files = len({d.span.file for d in report.diagnostics if d.span})
+        return f"{counts} in {files} file{'s' * (files != 1)}"
+    ok = f"ok: {report.kpis} KPIs, {report.sources} sources, no errors"
+    return f"{ok} ({counts})" if counts else ok
+
+
+def render(report: Report) -> str:
+    parts = [render_one(d, report.texts, report.colour) for d in report.diagnostics]
+    parts.append(summary(report))
+    return "\n".join(parts)

@@ -1,21 +1,13 @@
 WITH s0 AS (
   SELECT
-    PRINTF(
-      '%04d-%02d-01',
-      CAST(CAST((
+    DATE(
+      t.closed_at,
+      'start of month',
+      '-' || (
         (
-          CAST(STRFTIME('%Y', t.closed_at) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.closed_at) AS INTEGER) - 1 - 0
-        ) - (
-          CAST(STRFTIME('%Y', t.closed_at) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.closed_at) AS INTEGER) - 1 - 0
-        ) % 3 + 0
-      ) AS REAL) / 12 AS INTEGER),
-      (
-        (
-          CAST(STRFTIME('%Y', t.closed_at) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.closed_at) AS INTEGER) - 1 - 0
-        ) - (
-          CAST(STRFTIME('%Y', t.closed_at) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.closed_at) AS INTEGER) - 1 - 0
-        ) % 3 + 0
-      ) % 12 + 1
+          CAST(STRFTIME('%m', t.closed_at) AS INTEGER) - 1 + 12
+        ) % 3
+      ) || ' months'
     ) AS period,
     SUM(CASE WHEN t.stage = 'won' THEN t.amount END) AS s0_m0,
     COUNT(CASE WHEN t.stage = 'won' THEN 1 END) AS s0_m1,
@@ -24,63 +16,39 @@ WITH s0 AS (
   WHERE
     t.closed_at >= '2024-01-01' AND t.closed_at < '2025-01-01'
   GROUP BY
-    PRINTF(
-      '%04d-%02d-01',
-      CAST(CAST((
+    DATE(
+      t.closed_at,
+      'start of month',
+      '-' || (
         (
-          CAST(STRFTIME('%Y', t.closed_at) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.closed_at) AS INTEGER) - 1 - 0
-        ) - (
-          CAST(STRFTIME('%Y', t.closed_at) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.closed_at) AS INTEGER) - 1 - 0
-        ) % 3 + 0
-      ) AS REAL) / 12 AS INTEGER),
-      (
-        (
-          CAST(STRFTIME('%Y', t.closed_at) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.closed_at) AS INTEGER) - 1 - 0
-        ) - (
-          CAST(STRFTIME('%Y', t.closed_at) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.closed_at) AS INTEGER) - 1 - 0
-        ) % 3 + 0
-      ) % 12 + 1
+          CAST(STRFTIME('%m', t.closed_at) AS INTEGER) - 1 + 12
+        ) % 3
+      ) || ' months'
     )
 ), s1 AS (
   SELECT
-    PRINTF(
-      '%04d-%02d-01',
-      CAST(CAST((
+    DATE(
+      t.month,
+      'start of month',
+      '-' || (
         (
-          CAST(STRFTIME('%Y', t.month) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.month) AS INTEGER) - 1 - 0
-        ) - (
-          CAST(STRFTIME('%Y', t.month) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.month) AS INTEGER) - 1 - 0
-        ) % 3 + 0
-      ) AS REAL) / 12 AS INTEGER),
-      (
-        (
-          CAST(STRFTIME('%Y', t.month) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.month) AS INTEGER) - 1 - 0
-        ) - (
-          CAST(STRFTIME('%Y', t.month) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.month) AS INTEGER) - 1 - 0
-        ) % 3 + 0
-      ) % 12 + 1
+          CAST(STRFTIME('%m', t.month) AS INTEGER) - 1 + 12
+        ) % 3
+      ) || ' months'
     ) AS period,
     SUM(t.amount) AS s1_m0
   FROM spend AS t
   WHERE
     t.month >= '2024-01-01' AND t.month < '2025-01-01'
   GROUP BY
-    PRINTF(
-      '%04d-%02d-01',
-      CAST(CAST((
+    DATE(
+      t.month,
+      'start of month',
+      '-' || (
         (
-          CAST(STRFTIME('%Y', t.month) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.month) AS INTEGER) - 1 - 0
-        ) - (
-          CAST(STRFTIME('%Y', t.month) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.month) AS INTEGER) - 1 - 0
-        ) % 3 + 0
-      ) AS REAL) / 12 AS INTEGER),
-      (
-        (
-          CAST(STRFTIME('%Y', t.month) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.month) AS INTEGER) - 1 - 0
-        ) - (
-          CAST(STRFTIME('%Y', t.month) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.month) AS INTEGER) - 1 - 0
-        ) % 3 + 0
-      ) % 12 + 1
+          CAST(STRFTIME('%m', t.month) AS INTEGER) - 1 + 12
+        ) % 3
+      ) || ' months'
     )
 ), grid AS (
   SELECT

@@ -1,22 +1,6 @@
 WITH s0 AS (
   SELECT
-    PRINTF(
-      '%04d-%02d-01',
-      CAST(CAST((
-        (
-          CAST(STRFTIME('%Y', t.closed_at) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.closed_at) AS INTEGER) - 1 - 0
-        ) - (
-          CAST(STRFTIME('%Y', t.closed_at) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.closed_at) AS INTEGER) - 1 - 0
-        ) % 1 + 0
-      ) AS REAL) / 12 AS INTEGER),
-      (
-        (
-          CAST(STRFTIME('%Y', t.closed_at) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.closed_at) AS INTEGER) - 1 - 0
-        ) - (
-          CAST(STRFTIME('%Y', t.closed_at) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.closed_at) AS INTEGER) - 1 - 0
-        ) % 1 + 0
-      ) % 12 + 1
-    ) AS period,
+    DATE(t.closed_at, 'start of month') AS period,
     t.region AS d0,
     COUNT(CASE WHEN t.stage = 'won' THEN 1 END) AS s0_m0,
     COUNT(CASE WHEN t.stage IN ('won', 'lost') THEN 1 END) AS s0_m1
@@ -24,23 +8,7 @@ WITH s0 AS (
   WHERE
     t.closed_at >= '2024-01-01' AND t.closed_at < '2024-04-01'
   GROUP BY
-    PRINTF(
-      '%04d-%02d-01',
-      CAST(CAST((
-        (
-          CAST(STRFTIME('%Y', t.closed_at) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.closed_at) AS INTEGER) - 1 - 0
-        ) - (
-          CAST(STRFTIME('%Y', t.closed_at) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.closed_at) AS INTEGER) - 1 - 0
-        ) % 1 + 0
-      ) AS REAL) / 12 AS INTEGER),
-      (
-        (
-          CAST(STRFTIME('%Y', t.closed_at) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.closed_at) AS INTEGER) - 1 - 0
-        ) - (
-          CAST(STRFTIME('%Y', t.closed_at) AS INTEGER) * 12 + CAST(STRFTIME('%m', t.closed_at) AS INTEGER) - 1 - 0
-        ) % 1 + 0
-      ) % 12 + 1
-    ),
+    DATE(t.closed_at, 'start of month'),
     t.region
 ), grid AS (
   SELECT
