@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast lint format bench clean
+.PHONY: demo test test-fast lint format bench clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,11 +22,14 @@ $(VENV)/.test: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.base
 	$(BIN)/kpi demo --out demo
 
-test: $(VENV)/.test lint
+test: $(VENV)/.test lint browser
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 test-fast: $(VENV)/.test
 	$(BIN)/python -m pytest -q -m "not slow" -x $(PYTEST_ARGS)
+
+browser:  # Chromium for the report's browser test (Debian package; needs root)
+	@scripts/install-chromium.sh
 
 lint: $(VENV)/.test
 	$(BIN)/ruff check kpiengine tests bench
@@ -36,8 +39,10 @@ format: $(VENV)/.test
 	$(BIN)/ruff check --fix kpiengine tests bench
 	$(BIN)/ruff format kpiengine tests bench
 
-bench: $(VENV)/.test
+bench: $(VENV)/.test  # prints ratios against same-run baselines; see docs/performance.md
+	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/compile_speed.py
+	$(BIN)/python bench/execute_speed.py
 
 clean:
 	rm -rf $(VENV) build dist demo .pytest_cache .ruff_cache

@@ -261,7 +261,36 @@ def _write(writer: Any, tables: Tables) -> None:
     writer.commit()
 
 
+# -- Spark ------------------------------------------------------------------------------
+
+
+def spark_available() -> str | None:
+    try:
+        import kpiengine_spark  # noqa: F401
+        import pyspark  # noqa: F401
+    except ImportError:
+        return "the kpiengine-spark plugin is not installed (pip install -e plugins/spark)"
+    import shutil
+
+    home = os.environ.get("JAVA_HOME")
+    if not (home and Path(home, "bin", "java").exists()) and shutil.which("java") is None:
+        return "Spark needs Java 17+ (none on PATH, JAVA_HOME unset)"
+    return None
+
+
+def load_spark(tables: Tables, folder: Path) -> str:
+    """``<table>.parquet`` files written by the sample writer of ``kpi sample-data --to
+    files:///dir``, read by Spark in local mode as temp views."""
+    from urllib.parse import quote
+
+    from kpiengine.sample.write import FilesWriter
+
+    folder.mkdir(parents=True, exist_ok=True)
+    _write(FilesWriter(f"files:///{folder}", False), tables)
+    return f"spark://local[2]?tables={quote(str(folder))}"
+
+
 register(Engine("duckdb", load_duckdb))
 register(Engine("sqlite", load_sqlite))
 register(Engine("postgres", load_postgres, postgres_available, marks=(pytest.mark.slow,)))
-# plugins/spark registers "spark" here (see the module docstring).
+register(Engine("spark", load_spark, spark_available, marks=(pytest.mark.slow,)))

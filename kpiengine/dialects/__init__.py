@@ -232,7 +232,11 @@ class DialectRules:
 
 #: dialect → module of its rules (a subclass of DialectRules named ``Rules``), imported
 #: only when that dialect is compiled for.
-_RULE_MODULES = {"sqlite": "kpiengine.dialects.sqlite"}
+_RULE_MODULES = {
+    "sqlite": "kpiengine.dialects.sqlite",
+    "spark": "kpiengine.dialects.spark",
+    "databricks": "kpiengine.dialects.spark",
+}
 
 
 def rules_for(dialect: str) -> DialectRules:

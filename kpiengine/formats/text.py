@@ -25,7 +25,8 @@ def render_one(diagnostic: Diagnostic, texts: SourceTexts, colour: bool = False)
         if line_text is not None:
             lines.extend(caret_excerpt(line_text, span))
     if diagnostic.hint:
-        lines.append(f"  hint: {diagnostic.hint}")
+        hint = diagnostic.hint.replace("\n", "\n        ")  # under the first line's text
+        lines.append(f"  hint: {hint}")
     return "\n".join(lines)
 
 

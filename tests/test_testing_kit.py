@@ -1,0 +1,237 @@
+"""The connector conformance kit (kpiengine.testing), run on the built-in connectors.
+
+The classes below are exactly what a connector plugin writes: a ``load_dataset`` that
+puts the kit's tables into the engine and returns a URL. Also checks that the kit itself
+notices a wrong number and a connector that breaks the contract.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import kpiengine
+from kpiengine.errors import EngineError
+from kpiengine.testing import (
+    CASES,
+    DATASET,
+    Case,
+    ConnectorConformance,
+    Dataset,
+    case_problems,
+    contract_problems,
+    project_files,
+    read_only_problems,
+    run_conformance,
+    write_project,
+)
+
+
+def load_duckdb(dataset: Dataset, path: Path) -> str:
+    import duckdb
+
+    connection = duckdb.connect(str(path))
+    for name, table in dataset.tables.items():
+        connection.execute(table.create_sql(name))
+        connection.executemany(table.insert_sql(name), list(table.rows))
+    connection.close()
+    return f"duckdb:///{path}"
+
+
+def load_sqlite(dataset: Dataset, path: Path) -> str:
+    types = {
+        "string": "TEXT",
+        "integer": "INTEGER",
+        "number": "REAL",
+        "boolean": "BOOLEAN",
+        "date": "DATE",
+        "timestamp": "TIMESTAMP",
+    }
+    connection = sqlite3.connect(path)
+    for name, table in dataset.tables.items():
+        connection.execute(table.create_sql(name, types))
+        connection.executemany(table.insert_sql(name), table.text_rows())
+    connection.commit()
+    connection.close()
+    return f"sqlite:///{path}"
+
+
+class TestDuckDBConformance(ConnectorConformance):
+    def load_dataset(self, dataset: Dataset, workdir: Path) -> str:
+        return load_duckdb(dataset, workdir / "kit.duckdb")
+
+
+class TestDuckDBFromArrowConformance(ConnectorConformance):
+    """The same data loaded through pyarrow (as a Spark or files:// loader would)."""
+
+    def load_dataset(self, dataset: Dataset, workdir: Path) -> str:
+        import duckdb
+
+        path = workdir / "kit.duckdb"
+        connection = duckdb.connect(str(path))
+        for name, table in dataset.tables.items():
+            arrow = table.to_arrow()
+            connection.register("incoming", arrow)
+            connection.execute(f"CREATE TABLE {name} AS SELECT * FROM incoming")
+            connection.unregister("incoming")
+        connection.close()
+        return f"duckdb:///{path}"
+
+    # The other checks are the same as TestDuckDBConformance's: only run the numbers.
+    test_connection_contract = None  # type: ignore[assignment]
+    test_read_only = None  # type: ignore[assignment]
+    test_close = None  # type: ignore[assignment]
+
+
+class TestSQLiteConformance(ConnectorConformance):
+    def load_dataset(self, dataset: Dataset, workdir: Path) -> str:
+        return load_sqlite(dataset, workdir / "kit.db")
+
+
+class TestSchemaQualifiedConformance(ConnectorConformance):
+    """Tables in a schema, as a PostgreSQL plugin would keep them (``schema = ...``)."""
+
+    schema = "kit"
+
+    def load_dataset(self, dataset: Dataset, workdir: Path) -> str:
+        import duckdb
+
+        path = workdir / "kit.duckdb"
+        connection = duckdb.connect(str(path))
+        connection.execute("CREATE SCHEMA kit")
+        for name, table in dataset.tables.items():
+            connection.execute(table.create_sql(f"kit.{name}"))
+            connection.executemany(table.insert_sql(f"kit.{name}"), list(table.rows))
+        connection.close()
+        return f"duckdb:///{path}"
+
+    test_kpis = None  # type: ignore[assignment]  # same numbers as above; contract only
+
+
+# -- the kit itself -----------------------------------------------------------------------
+
+
+def test_cases_have_one_value_per_period_and_unique_ids():
+    assert len({case.id for case in CASES}) == len(CASES)
+    for case in CASES:
+        case.expected()  # raises on a wrong length
+
+
+def test_every_kit_kpi_is_exercised_by_a_case():
+    used = {kpi for case in CASES for kpi in case.kpis}
+    project = kpiengine.load(write_project(_tmp_folder(), 1))
+    assert sorted(set(project.kpis) - used) == []
+
+
+def test_every_aggregate_and_time_function_is_covered():
+    from kpiengine.functions import AGGREGATE, BUILTIN_FUNCTIONS, TIME
+
+    text = "\n".join(project_files().values())
+    for spec in BUILTIN_FUNCTIONS:
+        if spec.kind in (AGGREGATE, TIME):
+            assert f"{spec.name}(" in text, spec.name
+
+
+def test_the_kit_reports_a_wrong_number(tmp_path):
+    url = load_duckdb(DATASET, tmp_path / "kit.duckdb")
+    project = kpiengine.load(write_project(tmp_path / "defs"))
+    wrong = Case("wrong", "deliberately wrong", "all", (None,), {"deals_count": [9]})
+    with kpiengine.connect(url) as connection:
+        problems = case_problems(project, connection, wrong)
+    assert problems == [
+        "case wrong (deliberately wrong):",
+        "deals_count all: got 8, expected 9",
+    ]
+
+
+def test_the_kit_reports_missing_and_unexpected_rows(tmp_path):
+    url = load_duckdb(DATASET, tmp_path / "kit.duckdb")
+    project = kpiengine.load(write_project(tmp_path / "defs"))
+    case = Case(
+        "rows",
+        "rows",
+        "year",
+        ("2023-01-01",),
+        {"deals_count": [7]},
+        start="2024-01-01",
+        end="2025-01-01",
+    )
+    with kpiengine.connect(url) as connection:
+        problems = case_problems(project, connection, case)
+    assert "missing row deals_count 2023-01-01 (expected 7)" in problems
+    assert "unexpected row deals_count 2024-01-01 = 7" in problems
+
+
+class _Sloppy:
+    """A connector breaking every rule: writable, wrong errors, wrong columns()."""
+
+    dialect = "nonsense"
+
+    def __init__(self, url: str) -> None:
+        import duckdb
+
+        self._connection = duckdb.connect(url.split(":///", 1)[1])  # not read-only
+
+    def execute(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        cursor = self._connection.execute(sql)  # duckdb errors leak out as they are
+        return [d[0] for d in cursor.description or []], cursor.fetchall()
+
+    def columns(self, table: str) -> dict[str, str] | None:
+        return {}
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def __enter__(self) -> _Sloppy:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def test_the_kit_reports_a_connector_that_breaks_the_contract(tmp_path):
+    url = load_duckdb(DATASET, tmp_path / "kit.duckdb")
+    project = kpiengine.load(write_project(tmp_path / "defs"))
+    with _Sloppy(url) as connection:
+        problems = contract_problems(connection, project)
+        writes = read_only_problems(connection)
+    text = "\n".join(problems)
+    assert "dialect 'nonsense'" in text
+    assert "must raise kpiengine.errors.EngineError" in text
+    assert "columns('deals') found no table" in text
+    assert "columns() of a missing table must be None, got {}" in text
+    assert "introspection:" in text and "KPI502" in text
+    assert any(p.startswith("a write was accepted: CREATE TABLE") for p in writes)
+
+
+def test_run_conformance_without_pytest(tmp_path):
+    url = load_sqlite(DATASET, tmp_path / "kit.db")
+    assert run_conformance(url, tmp_path) == []
+
+
+def test_the_kit_runs_through_a_plugin_connector(tmp_path, monkeypatch):
+    """``open`` may be given: e.g. a connector not registered through entry points."""
+    url = load_duckdb(DATASET, tmp_path / "kit.duckdb")
+    opened = []
+
+    def open_it(url: str) -> Any:
+        opened.append(url)
+        return kpiengine.connect(url)
+
+    assert run_conformance(url, tmp_path, open=open_it) == []
+    assert opened == [url]
+
+
+def test_engine_errors_are_engine_errors(tmp_path):
+    url = load_sqlite(DATASET, tmp_path / "kit.db")
+    with kpiengine.connect(url) as connection, pytest.raises(EngineError):
+        connection.execute("SELECT nope FROM deals")
+
+
+def _tmp_folder() -> Path:
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix="kpi-kit-"))
