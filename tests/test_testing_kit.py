@@ -120,9 +120,9 @@ def test_cases_have_one_value_per_period_and_unique_ids():
         case.expected()  # raises on a wrong length
 
 
-def test_every_kit_kpi_is_exercised_by_a_case():
+def test_every_kit_kpi_is_exercised_by_a_case(tmp_path):
     used = {kpi for case in CASES for kpi in case.kpis}
-    project = kpiengine.load(write_project(_tmp_folder(), 1))
+    project = kpiengine.load(write_project(tmp_path, 1))
     assert sorted(set(project.kpis) - used) == []
 
 
@@ -230,8 +230,3 @@ def test_engine_errors_are_engine_errors(tmp_path):
     with kpiengine.connect(url) as connection, pytest.raises(EngineError):
         connection.execute("SELECT nope FROM deals")
 
-
-def _tmp_folder() -> Path:
-    import tempfile
-
-    return Path(tempfile.mkdtemp(prefix="kpi-kit-"))
