@@ -15,15 +15,20 @@ $(VENV)/.base: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+# plugin packages of this repo, installed editable next to the engine for the tests
+PLUGINS := $(wildcard plugins/postgres plugins/spark plugins/example-functions)
+
+$(VENV)/.test: pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS)) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]' $(addprefix -e ,$(PLUGINS))
 	touch $@ $(VENV)/.base
 
 demo: $(VENV)/.base
 	$(BIN)/kpi demo --out demo
 
+# A throwaway PostgreSQL server (scripts/pg-start.sh) is up while the tests run and is
+# removed after them, whatever their outcome; the exit status is pytest's.
 test: $(VENV)/.test lint browser
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	scripts/pg-run.sh $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 test-fast: $(VENV)/.test
 	$(BIN)/python -m pytest -q -m "not slow" -x $(PYTEST_ARGS)

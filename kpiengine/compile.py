@@ -152,7 +152,8 @@ def compile_plan(plan: Plan, dialect: str = "duckdb", pretty: bool = True) -> st
 
 
 def build_query(plan: Plan, dialect: str = "duckdb") -> exp.Select:
-    return _QueryBuilder(plan, rules_for(dialect)).build()
+    rules = rules_for(dialect)
+    return rules.finish(_QueryBuilder(plan, rules).build())
 
 
 class _QueryBuilder:

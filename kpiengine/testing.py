@@ -763,11 +763,12 @@ def run_conformance(
     workdir: Path,
     schema: str | None = None,
     open: Callable[[str], Any] | None = None,
+    skip: Sequence[str] = (),
 ) -> list[str]:
     """Everything the pytest class checks, as a list of problems (empty: conformant).
 
     ``url`` must point at an engine already holding :data:`DATASET`; ``open`` defaults
-    to :func:`kpiengine.connect`.
+    to :func:`kpiengine.connect`; ``skip`` lists case ids not to run.
     """
     import kpiengine
 
@@ -777,6 +778,8 @@ def run_conformance(
     with connect(url) as connection:
         problems.extend(contract_problems(connection, projects[1], schema))
         for case in CASES:
+            if case.id in skip:
+                continue
             try:
                 problems.extend(case_problems(projects[case.fiscal_year_start], connection, case))
             except Exception as error:
@@ -814,6 +817,9 @@ class ConnectorConformance:
     #: Schema (or database) the tables live in, when your engine needs one: the kit's
     #: definitions then say ``table: <schema>.deals``.
     schema: str | None = None
+    #: Case id → why it fails on this engine for now. Such a case is expected to fail
+    #: (strict xfail): once it passes, the test fails until the entry is removed.
+    known_failures: Mapping[str, str] = {}
 
     def load_dataset(self, dataset: Dataset, workdir: Path) -> str:
         """Create ``dataset.tables`` in your engine and return a connector URL for them.
@@ -829,16 +835,21 @@ class ConnectorConformance:
         return kpiengine.connect(url)
 
     @pytest.fixture(scope="class")
-    def conformance(self, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    @classmethod
+    def conformance(cls, tmp_path_factory: pytest.TempPathFactory) -> Any:
+        kit = cls()
         workdir = tmp_path_factory.mktemp("kpi-conformance")
-        url = self.load_dataset(DATASET, workdir)
-        connection = self.open(url)
-        loaded = _Loaded(url, workdir, connection, _projects(workdir, self.schema))
+        url = kit.load_dataset(DATASET, workdir)
+        connection = kit.open(url)
+        loaded = _Loaded(url, workdir, connection, _projects(workdir, cls.schema))
         yield loaded
         connection.close()
 
     @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
-    def test_kpis(self, conformance: _Loaded, case: Case) -> None:
+    def test_kpis(self, conformance: _Loaded, case: Case, request: pytest.FixtureRequest) -> None:
+        if case.id in self.known_failures:
+            reason = self.known_failures[case.id]
+            request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
         project = conformance.projects[case.fiscal_year_start]
         problems = case_problems(project, conformance.connection, case)
         assert not problems, "\n".join(problems)

@@ -25,6 +25,10 @@ CASES = {
         ["avg_deal", "cost_per_deal"],
         {"grain": "quarter", "start": "2024-01-01", "end": "2025-01-01"},
     ),
+    "time_functions_by_region": (
+        ["revenue_growth", "rolling_deals", "won_streak", "revenue_to_date", "last_spend"],
+        {"grain": "month", "by": ["region"], "start": "2024-03-01", "end": "2024-06-01"},
+    ),
     "segment_all_where": (
         ["deals", "revenue"],
         {
@@ -38,11 +42,31 @@ CASES = {
 }
 
 
+TIME_FILES = {
+    **SALES_FILES,
+    "kpis/time.yaml": """
+        kpis:
+          - kpi: revenue_growth
+            expression: growth(revenue)
+          - kpi: rolling_deals
+            expression: rolling_avg(deals, 3)
+          - kpi: won_streak
+            expression: streak(won_count >= 1)
+          - kpi: revenue_to_date
+            expression: cumulative_sum(revenue)
+          - kpi: last_spend
+            source: opportunities
+            expression: sum(amount)
+            semi_additive: last
+        """,
+}
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     import kpiengine
 
-    return kpiengine.load(write_files(tmp_path_factory.mktemp("golden") / "defs", SALES_FILES))
+    return kpiengine.load(write_files(tmp_path_factory.mktemp("golden") / "defs", TIME_FILES))
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)

@@ -95,7 +95,8 @@ def _report_counts(request: pytest.FixtureRequest):
         return
     total = sum(_compared.values())
     OUTPUT.parent.mkdir(parents=True, exist_ok=True)
-    OUTPUT.write_text(json.dumps({"total": total, "by_case": _compared, "type_differences": _types}, indent=2) + "\n")
+    report = {"total": total, "by_case": _compared, "type_differences": _types}
+    OUTPUT.write_text(json.dumps(report, indent=2) + "\n")
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         engines = sorted({case.split("/")[0] for case in _compared})
@@ -188,9 +189,7 @@ def test_reference_catalog_has_values(catalog, reference_results):
     """The comparison is not vacuous: DuckDB gives non-null values for most KPIs."""
     values = reference_results[("month", None)]
     with_values = {kpi for (kpi, *_), v in values.items() if v not in (None, 0)}
-    assert len(with_values) >= 0.8 * len(catalog.kpis), sorted(
-        set(catalog.kpis) - with_values
-    )
+    assert len(with_values) >= 0.8 * len(catalog.kpis), sorted(set(catalog.kpis) - with_values)
 
 
 # -- the hand-computed cases of test_semantics.py on the server engines -----------------

@@ -59,13 +59,26 @@ def load_sqlite(dataset: Dataset, path: Path) -> str:
     return f"sqlite:///{path}"
 
 
+#: Product bugs the kit found, to be fixed in kpiengine itself (strict xfail: the test
+#: fails as soon as they are fixed, so the entry gets removed).
+KNOWN_FAILURES = {
+    "month-derived-and-time-functions": "plan.py: with an all-history time function "
+    "(cumulative_sum, streak) in the same request, the spine starts at the first period "
+    "with data, so previous(won, 2) misses the empty periods before it",
+}
+
+
 class TestDuckDBConformance(ConnectorConformance):
+    known_failures = KNOWN_FAILURES
+
     def load_dataset(self, dataset: Dataset, workdir: Path) -> str:
         return load_duckdb(dataset, workdir / "kit.duckdb")
 
 
 class TestDuckDBFromArrowConformance(ConnectorConformance):
     """The same data loaded through pyarrow (as a Spark or files:// loader would)."""
+
+    known_failures = KNOWN_FAILURES
 
     def load_dataset(self, dataset: Dataset, workdir: Path) -> str:
         import duckdb
@@ -87,6 +100,8 @@ class TestDuckDBFromArrowConformance(ConnectorConformance):
 
 
 class TestSQLiteConformance(ConnectorConformance):
+    known_failures = KNOWN_FAILURES
+
     def load_dataset(self, dataset: Dataset, workdir: Path) -> str:
         return load_sqlite(dataset, workdir / "kit.db")
 
@@ -99,7 +114,7 @@ class TestSchemaQualifiedConformance(ConnectorConformance):
     def load_dataset(self, dataset: Dataset, workdir: Path) -> str:
         import duckdb
 
-        path = workdir / "kit.duckdb"
+        path = workdir / "warehouse.duckdb"  # a file named kit.duckdb would be catalog `kit`
         connection = duckdb.connect(str(path))
         connection.execute("CREATE SCHEMA kit")
         for name, table in dataset.tables.items():
@@ -209,7 +224,7 @@ def test_the_kit_reports_a_connector_that_breaks_the_contract(tmp_path):
 
 def test_run_conformance_without_pytest(tmp_path):
     url = load_sqlite(DATASET, tmp_path / "kit.db")
-    assert run_conformance(url, tmp_path) == []
+    assert run_conformance(url, tmp_path, skip=list(KNOWN_FAILURES)) == []
 
 
 def test_the_kit_runs_through_a_plugin_connector(tmp_path, monkeypatch):
@@ -221,7 +236,7 @@ def test_the_kit_runs_through_a_plugin_connector(tmp_path, monkeypatch):
         opened.append(url)
         return kpiengine.connect(url)
 
-    assert run_conformance(url, tmp_path, open=open_it) == []
+    assert run_conformance(url, tmp_path, open=open_it, skip=list(KNOWN_FAILURES)) == []
     assert opened == [url]
 
 
@@ -229,4 +244,3 @@ def test_engine_errors_are_engine_errors(tmp_path):
     url = load_sqlite(DATASET, tmp_path / "kit.db")
     with kpiengine.connect(url) as connection, pytest.raises(EngineError):
         connection.execute("SELECT nope FROM deals")
-

@@ -370,3 +370,35 @@ def test_bundled_catalog_is_clean_at_error_level(capsys):
     document = json.loads(out)
     assert_valid_sarif(document)
     assert not [r for r in document["runs"][0]["results"] if r["level"] == "error"]
+
+
+# -- editor support ---------------------------------------------------------------------
+
+
+def _properties(node: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    if isinstance(node, dict):
+        for name, sub in node.get("properties", {}).items():
+            found.append((f"{path}.{name}", sub))
+            found.extend(_properties(sub, f"{path}.{name}"))
+        for key in ("items", "then", "else"):
+            if isinstance(node.get(key), dict):
+                found.extend(_properties(node[key], f"{path}/{key}"))
+        for name, sub in node.get("$defs", {}).items():
+            found.extend(_properties(sub, f"{path}#{name}"))
+    return found
+
+
+def test_schemas_help_an_editor(tmp_path, capsys):
+    """`kpi schema --write` gives every kind's schema, and every key in it has a
+    description (hover) and examples (completion), directly or through its `$ref`."""
+    assert main(["schema", "--write", str(tmp_path)]) == 0
+    capsys.readouterr()
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert written == [f"{k}.schema.json" for k in ("kpi", "project", "rule", "source")]
+    for path in tmp_path.iterdir():
+        schema = json.loads(path.read_text(encoding="utf-8"))
+        assert schema["description"] and schema["examples"]
+        for where, prop in _properties(schema):
+            assert prop.get("description"), f"{path.name}{where} has no description"
+            assert "examples" in prop or "$ref" in prop, f"{path.name}{where} has no examples"

@@ -216,6 +216,11 @@ class DialectRules:
     def add(self, value: exp.Expression, amount: int, unit: str) -> exp.Expression:
         return exp.DateAdd(this=value, expression=exp.Literal.number(amount), unit=exp.var(unit))
 
+    def finish(self, query: exp.Select) -> exp.Select:
+        """The whole statement, last: rewrite what sqlglot renders wrongly for this engine
+        wherever it appears (operators, functions). The portable default changes nothing."""
+        return query
+
     def spine(self, periods: Sequence[dt.date]) -> exp.Select:
         """A query with one row per period, column ``period``."""
         rows = [exp.Tuple(expressions=[exp.Literal.string(p.isoformat())]) for p in periods]
@@ -234,6 +239,7 @@ class DialectRules:
 #: only when that dialect is compiled for.
 _RULE_MODULES = {
     "sqlite": "kpiengine.dialects.sqlite",
+    "postgres": "kpiengine.dialects.postgres",
     "spark": "kpiengine.dialects.spark",
     "databricks": "kpiengine.dialects.spark",
 }

@@ -7,6 +7,14 @@ URL: ``postgresql://user[:password]@host[:port]/database[?option=value...]`` (li
 - ``statement_timeout``: how long one statement may run before the server cancels it, in
   PostgreSQL's units (``500ms``, ``30s``, ``5min``, ``1h``; a bare number is milliseconds;
   ``0`` disables it). Default: ``$KPI_STATEMENT_TIMEOUT``, else ``5min``.
+- ``jit``: ``off`` (default) or ``on``. PostgreSQL's JIT compiles the expressions of a
+  statement whose estimated cost is high; kpiengine's one wide statement has hundreds of
+  them, and compiling them took 7.6 s for a catalog statement that runs in 0.07 s
+  without JIT (26 s against 5 s over 7M rows).
+
+Each session also sets ``standard_conforming_strings = on`` (a backslash in a string
+literal is a plain character, as sqlglot writes literals) and
+``default_transaction_read_only = on``.
 
 A password may also come from ``PGPASSWORD`` or ``~/.pgpass``, as with psql. It never
 appears in an error message.
@@ -14,6 +22,7 @@ appears in an error message.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from typing import Any
@@ -53,20 +62,34 @@ class Target:
 
 
 def split_url(url: str) -> tuple[str, str]:
-    """(libpq URI without our own options, statement timeout)."""
+    """(libpq URI without our own options, statement timeout); see :func:`parse_url`."""
+    conninfo, settings = parse_url(url)
+    return conninfo, settings["statement_timeout"]
+
+
+def parse_url(url: str) -> tuple[str, dict[str, str]]:
+    """(libpq URI without our own options, session settings: statement_timeout, jit)."""
     scheme, sep, rest = url.partition("://")
     if not sep or scheme.lower() not in _SCHEMES:
         raise UsageError(f"`{_redact(url)}` is not a postgresql:// URL")
     base, _, query = rest.partition("?")
     timeout: str | None = None
+    jit = "off"
     options: list[tuple[str, str]] = []
     for key, value in parse_qsl(query, keep_blank_values=True):
         if key == "statement_timeout":
             timeout = value
+        elif key == "jit":
+            jit = value.strip().lower()
+            if jit not in ("on", "off"):
+                raise UsageError(f"jit={value} in `{_redact(url)}`: use jit=on or jit=off")
         else:
             options.append((key, value))
-    if not any(key == "connect_timeout" for key, _ in options):
+    given = {key for key, _ in options}
+    if "connect_timeout" not in given:
         options.append(("connect_timeout", DEFAULT_CONNECT_TIMEOUT))
+    if "application_name" not in given:
+        options.append(("application_name", "kpiengine"))
     if timeout is None:
         timeout = os.environ.get(TIMEOUT_ENV) or DEFAULT_STATEMENT_TIMEOUT
         origin = f"${TIMEOUT_ENV}" if os.environ.get(TIMEOUT_ENV) else "default"
@@ -77,7 +100,8 @@ def split_url(url: str) -> tuple[str, str]:
             f"statement timeout `{timeout}` ({origin}) is not a duration: use e.g. 500ms, 30s,"
             " 5min, 1h (a bare number is milliseconds, 0 disables it)"
         )
-    return f"postgresql://{base}?{urlencode(options)}", timeout.strip().replace(" ", "")
+    settings = {"statement_timeout": timeout.strip().replace(" ", ""), "jit": jit}
+    return f"postgresql://{base}?{urlencode(options)}", settings
 
 
 class PostgresConnection(ClosingConnection):
@@ -143,14 +167,13 @@ class PostgresConnection(ClosingConnection):
         next statement."""
         import psycopg
 
-        try:
+        with contextlib.suppress(psycopg.Error):
             self._connection.rollback()
-        except psycopg.Error:
-            pass
 
 
 def open_postgres(url: str) -> PostgresConnection:
-    conninfo, timeout = split_url(url)
+    conninfo, settings = parse_url(url)
+    timeout = settings["statement_timeout"]
     target = Target(conninfo)
     connection = connect(conninfo, target)
     import psycopg
@@ -158,9 +181,10 @@ def open_postgres(url: str) -> PostgresConnection:
     try:
         connection.execute(
             "SELECT set_config('statement_timeout', %s, false),"
-            " set_config('default_transaction_read_only', 'on', false),"
-            " set_config('application_name', 'kpiengine', false)",
-            (timeout,),
+            " set_config('jit', %s, false),"
+            " set_config('standard_conforming_strings', 'on', false),"
+            " set_config('default_transaction_read_only', 'on', false)",
+            (timeout, settings["jit"]),
         )
     except psycopg.Error as error:
         connection.close()
@@ -241,9 +265,7 @@ def statement_error(error: Exception, target: Target, timeout: str) -> EngineErr
             )
         return EngineError(f"PostgreSQL ({target}): the statement was cancelled: {primary}")
     if isinstance(error, errors.ReadOnlySqlTransaction):
-        return EngineError(
-            f"PostgreSQL ({target}): refused, kpiengine only reads ({primary})."
-        )
+        return EngineError(f"PostgreSQL ({target}): refused, kpiengine only reads ({primary}).")
     if isinstance(error, errors.InsufficientPrivilege):
         return EngineError(f"PostgreSQL ({target}): {primary}. Ask for SELECT on it.")
     if isinstance(error, psycopg.OperationalError) and diag is not None and not diag.sqlstate:

@@ -2,8 +2,9 @@ WITH s0 AS (
   SELECT
     CAST(DATE_TRUNC('MONTH', t.closed_at) AS DATE) AS period,
     t.region AS d0,
-    COUNT(CASE WHEN t.stage = 'won' THEN 1 END) AS s0_m0,
-    COUNT(CASE WHEN t.stage IN ('won', 'lost') THEN 1 END) AS s0_m1
+    COUNT(*) AS s0_m0,
+    COUNT(CASE WHEN t.stage = 'won' THEN 1 END) AS s0_m1,
+    COUNT(CASE WHEN t.stage IN ('won', 'lost') THEN 1 END) AS s0_m2
   FROM opportunities AS t
   WHERE
     t.closed_at >= CAST('2024-01-01 00:00:00' AS TIMESTAMP)
@@ -31,7 +32,7 @@ WITH s0 AS (
     FROM (
       SELECT
         d0,
-        1 AS f0
+        CASE WHEN s0_m0 > 0 THEN 1 ELSE 0 END AS f0
       FROM s0
       WHERE
         period >= CAST('2024-01-01' AS DATE)
@@ -44,7 +45,7 @@ WITH s0 AS (
     grid.period,
     grid.d0,
     grid.f0,
-    CAST(COALESCE(s0.s0_m0, 0) AS DOUBLE) / NULLIF(COALESCE(s0.s0_m1, 0), 0) AS k0
+    CAST(COALESCE(s0.s0_m1, 0) AS DOUBLE) / NULLIF(COALESCE(s0.s0_m2, 0), 0) AS k0
   FROM grid
   LEFT JOIN s0
     ON s0.period = grid.period AND s0.d0 IS NOT DISTINCT FROM grid.d0

@@ -2,7 +2,8 @@ WITH s0 AS (
   SELECT
     j_accounts.segment AS d0,
     COUNT(*) AS s0_m0,
-    SUM(CASE WHEN t.stage = 'won' THEN t.amount END) AS s0_m1
+    COUNT(*) AS s0_m1,
+    SUM(CASE WHEN t.stage = 'won' THEN t.amount END) AS s0_m2
   FROM opportunities AS t
   LEFT JOIN accounts AS j_accounts
     ON t.account_id = j_accounts.account_id
@@ -21,7 +22,7 @@ WITH s0 AS (
   FROM (
     SELECT
       d0,
-      1 AS f0
+      CASE WHEN s0_m0 > 0 THEN 1 ELSE 0 END AS f0
     FROM s0
   ) AS seen
   GROUP BY
@@ -30,8 +31,8 @@ WITH s0 AS (
   SELECT
     grid.d0,
     grid.f0,
-    COALESCE(s0.s0_m0, 0) AS k0,
-    s0.s0_m1 AS k1
+    COALESCE(s0.s0_m1, 0) AS k0,
+    s0.s0_m2 AS k1
   FROM grid
   LEFT JOIN s0
     ON s0.d0 IS NOT DISTINCT FROM grid.d0
