@@ -90,25 +90,27 @@ def main(sizes: list[int]) -> None:
     from kpiengine.formats.report import Report
 
     kpi = Path(sys.executable).with_name("kpi")
-    print(f"{'files':>6} {'project':>12} {'diagnostics':>11} {'in process':>11} "
-          f"{'+ 5 formats':>12} {'kpi validate':>13}")
+    print(
+        f"{'files':>6} {'project':>12} {'diagnostics':>11} {'in process':>11} "
+        f"{'+ 5 formats':>12} {'kpi validate':>13}"
+    )
     for size in sizes:
         for errors in (False, True):
             with tempfile.TemporaryDirectory() as folder:
                 root = make_project(Path(folder) / "defs", size, errors)
                 load_and_check(root)  # warm: grammar tables, schema predicates
-                project, found = load_and_check(root)
+                found = load_and_check(root)[1]
 
-                def with_formats() -> None:
+                def with_formats(root: Path = root) -> None:
                     model, diagnostics = load_and_check(root)
                     report = Report.of(model, diagnostics)
                     for name in FORMATS:
                         formatter(name)(report)
 
-                in_process = best(lambda: load_and_check(root))
+                in_process = best(lambda root=root: load_and_check(root))
                 formats = best(with_formats)
                 command = best(
-                    lambda: subprocess.run(
+                    lambda root=root: subprocess.run(
                         [str(kpi), "validate", str(root), "--format", "json"],
                         capture_output=True,
                         check=False,

@@ -189,8 +189,8 @@ class _Checker:
                 span,
                 did_you_mean(node.name, scope.functions.names()),
             )
-            for arg in node.children():
-                self.infer(arg, inside)
+            for arg in node.children():  # as if an aggregate: no KPI306 echoing this error
+                self.infer(arg, True)
             return "null"
         if spec.kind == AGGREGATE:
             if scope.mode != "aggregate":
@@ -238,8 +238,8 @@ class _Checker:
             kind = self.infer(arg, now_inside)
             kinds.append(kind)
             self._check_param(node.name, param, arg, kind)
-        if node.where is not None:
-            where_kind = self.infer(node.where, now_inside)
+        if node.where is not None:  # misplaced `where` is KPI308 already: no KPI306 echo
+            where_kind = self.infer(node.where, now_inside or spec.kind != AGGREGATE)
             self._expect(where_kind, ("boolean",), node.where.span, "`where`")
         if spec.returns == "arg0":
             return kinds[0] if kinds else "null"

@@ -194,6 +194,7 @@ def validate(
       kpi validate definitions/
       kpi validate --format github --fail-on warning
       kpi validate --format sarif -o kpi.sarif
+      kpi validate --connector duckdb:///warehouse.duckdb
     """
     import os
 
@@ -206,6 +207,13 @@ def validate(
     if plugins:
         add_plugin_modules(plugins)
     model, diagnostics = api.load_and_check(path or project_path)
+    if connector_url:  # also: do the tables, columns and types exist in the warehouse?
+        from kpiengine.diagnostics import Diagnostic
+        from kpiengine.introspect import check_warehouse
+
+        with api.connect(connector_url) as connection:
+            found = check_warehouse(model, connection)
+        diagnostics = sorted([*diagnostics, *found], key=Diagnostic.sort_key)
     level = Severity[(fail_on or model.validate_fail_on or "error").upper()]
     colour = (
         fmt == "text"

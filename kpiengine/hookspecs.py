@@ -59,15 +59,52 @@ def kpiengine_functions() -> list[FunctionSpec]:
 def kpiengine_renderers() -> list[object]:
     """Report renderers this plugin adds (``kpi report --renderer NAME``).
 
-    Called when a report is rendered or plugins are listed. Each renderer has a ``name``
-    and ``render(result, template=None) -> str``.
+    Called when ``kpi report`` looks up a renderer, and by ``kpi plugins``. Returns objects
+    with ``name`` (the ``--renderer`` value), ``suffix`` (e.g. ``".pdf"``) and
+    ``render(report, template=None) -> str``, where ``report`` is a
+    :class:`kpiengine.report.Report` and ``template`` the ``--template`` path, if any.
+    Built-in: ``html``, ``markdown``, ``json``, ``csv`` (:mod:`kpiengine.render`).
+
+    Example::
+
+        @dataclass(frozen=True)
+        class SlackText:
+            name: str = "slack"
+            suffix: str = ".txt"
+
+            def render(self, report, template=None):
+                return "\n".join(f"*{c.title}*: {c.series[0].latest}" for c in report.cards)
+
+        @hookimpl
+        def kpiengine_renderers():
+            return [SlackText()]
     """
 
 
 @hookspec
 def kpiengine_notifiers() -> list[object]:
-    """Alert notifiers this plugin adds (``kpi check``).
+    """Alert notifiers this plugin adds (``kpi check --notify NAME[=TARGET]``).
 
-    Called when ``kpi check`` has alerts to send. Each notifier has a ``name`` and
-    ``notify(alerts, options) -> None``.
+    Called when ``kpi check`` looks up the notifiers it was asked for, and by ``kpi
+    plugins``. Returns objects with ``name`` and ``notify(alerts, options) -> None``, where
+    ``alerts`` are :class:`kpiengine.evaluate.Alert` (``to_dict()`` gives JSON) and
+    ``options`` holds ``target`` (the part after ``=``), ``project`` and every
+    ``--notify-option KEY=VALUE``. Raise :class:`kpiengine.notify.NotifierError` when
+    delivery fails: ``kpi check`` reports it and exits 3. Built-in: ``console``,
+    ``jsonl``, ``webhook`` (:mod:`kpiengine.notify`).
+
+    Example::
+
+        @dataclass(frozen=True)
+        class Pager:
+            name: str = "pager"
+
+            def notify(self, alerts, options):
+                for alert in alerts:
+                    if alert.severity == "critical":
+                        page_someone(options["target"], alert.message)
+
+        @hookimpl
+        def kpiengine_notifiers():
+            return [Pager()]
     """

@@ -269,11 +269,11 @@ class _Loader:
         )
         return None
 
-    def _duplicate(self, what: str, name: str, span: Span, first: Span) -> None:
+    def _duplicate(self, what: str, name: str, span: Span, first: Span, where: str = "") -> None:
         self.diagnostics.append(
             Diagnostic(
                 "KPI107",
-                f"duplicate {what} `{name}`",
+                f"duplicate {what} `{name}`{where}",
                 span,
                 hint=f"`{name}` is already defined at {first}; rename one of them",
             )
@@ -391,8 +391,8 @@ class _Loader:
                 continue
             rule_span = doc.span(*at, "rules", index, "name")
             if rule["name"] in rules:
-                what = f"rule in KPI `{name}`"
-                self._duplicate(what, rule["name"], rule_span, rules[rule["name"]].span)
+                first = rules[rule["name"]].span
+                self._duplicate("rule", rule["name"], rule_span, first, f" in KPI `{name}`")
                 continue
             when = doc.expression(*at, "rules", index, "when")
             message = rule.get("message")

@@ -171,6 +171,7 @@ def build_plan(
     scans: dict[tuple[object, ...], Scan] = {}
     columns: dict[str, KpiColumn] = {}
     looks: dict[str, int | None] = {}
+    finite: dict[str, int | None] = {}  # the same, all-history functions counted as 0
     flags: dict[tuple[str, Node | None], Flag] = {}
 
     def add_derived(name: str, tree: Node, fill_null: float | None) -> None:
@@ -188,6 +189,7 @@ def build_plan(
             name, f"k{len(columns)}", layer, reads, tree, fill_null, flags=seen
         )
         looks[name] = lookback(tree, looks)
+        finite[name] = lookback(tree, finite, unbounded=0)
 
     members = _assign_scans(project, request, needed, scans)
     for name in needed:
@@ -214,7 +216,7 @@ def build_plan(
             _measures(project, kpi, scan, functions, row_filter),
             (flag.alias,),
         )
-        looks[name] = 0
+        looks[name] = finite[name] = 0
     if request.where is not None and request.where.tree is not None:
         for scan in scans.values():
             _join_columns(project, scan, request.where.tree)
@@ -229,9 +231,14 @@ def build_plan(
     if request.grain != "all" and request.start is not None and request.end is not None:
         spine_start = request.start
         if plan_lookback is None:
-            spine_start = min(request.history_start or request.start, request.start)
+            # all history, and before the first period with data as far as finite
+            # windows reach (those periods are empty, but count)
+            reach = _combine(finite[name] for name in request.kpis) or 0
+            spine_start = add_periods(first, request.grain, -reach) if first else request.start
             if request.history_start is None:
                 spine_start = None  # type: ignore[assignment]
+            else:
+                spine_start = min(request.history_start, spine_start)
         elif plan_lookback and first is not None:
             spine_start = add_periods(first, request.grain, -plan_lookback)
         if spine_start is not None:

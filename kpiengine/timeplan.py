@@ -28,17 +28,25 @@ def periods_argument(call: Call) -> int:
     return 1
 
 
-def lookback(tree: Node, known: Mapping[str, int | None]) -> int | None:
-    """Periods of history ``tree`` needs before the first output period (None: all)."""
+def lookback(
+    tree: Node, known: Mapping[str, int | None], unbounded: int | None = None
+) -> int | None:
+    """Periods of history ``tree`` needs before the first output period (None: all).
+
+    With ``unbounded=0``, all-history functions count as 0: the finite part of the need,
+    which still matters before the first period with data (empty periods count).
+    """
     if isinstance(tree, Name):
         return known.get(tree.dotted, 0)
     if isinstance(tree, Call) and tree.name in TIME_FUNCTIONS:
-        inner = lookback(tree.args[0], known) if tree.args else 0
-        if tree.name in UNBOUNDED or inner is None:
+        inner = lookback(tree.args[0], known, unbounded) if tree.args else 0
+        if inner is None:
             return None
+        if tree.name in UNBOUNDED:
+            return None if unbounded is None else inner + unbounded
         n = periods_argument(tree)
         return inner + (n - 1 if tree.name.startswith("rolling") else n)
-    needs = [lookback(child, known) for child in tree.children()]
+    needs = [lookback(child, known, unbounded) for child in tree.children()]
     if any(n is None for n in needs):
         return None
     return max(needs, default=0)  # type: ignore[type-var]

@@ -165,7 +165,7 @@ def test_validate_clean(env, capsys):
     root, _ = env
     code, out, _ = kpi(capsys, "validate", str(root))
     assert code == 0
-    assert out.strip() == "ok: 23 KPIs, 3 sources, no errors"
+    assert out.strip().splitlines()[-1].startswith("ok: 23 KPIs, 3 sources, no errors")
 
 
 @pytest.mark.parametrize(
@@ -298,3 +298,29 @@ def test_real_entry_point_never_shows_a_traceback(tmp_path):
     assert done.returncode == 1
     assert "Traceback" not in done.stdout + done.stderr
     assert "bad.yaml:2:" in done.stdout
+
+
+def test_validate_against_the_warehouse(env, capsys, tmp_path):
+    root, _ = env
+    # a warehouse without `spend` and whose opportunities lack `amount`
+    url = make_duckdb(
+        tmp_path / "partial.duckdb",
+        {
+            "opportunities": (
+                "id VARCHAR, account_id VARCHAR, region VARCHAR, stage VARCHAR, "
+                "created_at TIMESTAMP, closed_at TIMESTAMP",
+                [],
+            ),
+            "accounts": ACCOUNTS,
+        },
+    )
+    code, out, _ = kpi(capsys, "validate", str(root), "--connector", url, "--format", "json")
+    assert code == 1
+    found = {
+        (d["code"], d["file"].rsplit("/", 1)[-1])
+        for d in json.loads(out)["diagnostics"]
+        if d["severity"] == "error"
+    }
+    assert found == {("KPI502", "spend.yaml"), ("KPI503", "opportunities.yaml")}
+    code, _, err = kpi(capsys, "validate", str(root), "--connector", "duckdb:///nope.duckdb")
+    assert code == 3 and "does not exist" in err

@@ -32,9 +32,9 @@ def raised_codes() -> dict[str, list[str]]:
         if path.name == "diagnostics.py":
             continue  # the table itself
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str):
-                if _CODE.match(node.value):
-                    found.setdefault(node.value, []).append(str(path.relative_to(ROOT)))
+            value = node.value if isinstance(node, ast.Constant) else None
+            if isinstance(value, str) and _CODE.match(value):
+                found.setdefault(value, []).append(str(path.relative_to(ROOT)))
     return found
 
 

@@ -97,13 +97,16 @@ def _report_counts(request: pytest.FixtureRequest):
     OUTPUT.parent.mkdir(parents=True, exist_ok=True)
     report = {"total": total, "by_case": _compared, "type_differences": _types}
     OUTPUT.write_text(json.dumps(report, indent=2) + "\n")
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
+    plugins = request.config.pluginmanager
+    reporter = plugins.get_plugin("terminalreporter")
+    capture = plugins.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
         engines = sorted({case.split("/")[0] for case in _compared})
-        reporter.write_line(
-            f"engine equivalence: {total} KPI values compared with {REFERENCE}"
-            f" ({', '.join(engines)}; details in {OUTPUT.relative_to(ROOT)})"
-        )
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(
+                f"\nengine equivalence: {total} KPI values compared with {REFERENCE}"
+                f" ({', '.join(engines)}; details in {OUTPUT.relative_to(ROOT)})"
+            )
 
 
 # -- running the catalog ----------------------------------------------------------------

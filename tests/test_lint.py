@@ -152,9 +152,7 @@ def test_source_percent_that_is_a_ratio(tmp_path, expression):
     "expression", ["count(where stage = 'won')", "sum(amount / 100)", "count() - 1"]
 )
 def test_source_percent_that_is_not_a_ratio(tmp_path, expression):
-    assert codes(tmp_path, {"k/x.yaml": kpi(unit="percent", expression=expression)}) == [
-        "KPI606"
-    ]
+    assert codes(tmp_path, {"k/x.yaml": kpi(unit="percent", expression=expression)}) == ["KPI606"]
 
 
 @pytest.mark.parametrize(

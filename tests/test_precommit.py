@@ -114,9 +114,7 @@ def check_blocks_then_passes(repo: Path, timeout: int = 120) -> None:
     assert "did you mean `stage`?" in output
     assert "good.yaml" not in output  # the good file has nothing to say
 
-    (repo / "definitions" / "kpis" / "bad.yaml").write_text(
-        BAD.replace("stag =", "stage =")
-    )
+    (repo / "definitions" / "kpis" / "bad.yaml").write_text(BAD.replace("stag =", "stage ="))
     git(repo, "add", "-A")
     done = run_hooks(repo, timeout)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -154,9 +152,12 @@ def test_installed_hook_blocks_a_commit(tmp_path):
     )
     assert commit.returncode != 0
     assert "KPI301" in commit.stdout + commit.stderr
-    assert subprocess.run(
-        ["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=repo, env=_env(repo)
-    ).returncode != 0, "nothing was committed"
+    assert (
+        subprocess.run(
+            ["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=repo, env=_env(repo)
+        ).returncode
+        != 0
+    ), "nothing was committed"
 
 
 def _snapshot_of_this_repository(tmp_path: Path) -> tuple[Path, str]:

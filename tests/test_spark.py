@@ -13,13 +13,11 @@ each connection gets its own Spark session, so temp views never leak between tes
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import pytest
 
 import kpiengine
-from kpiengine.errors import EngineError
 from tests import test_time_functions
 from tests.conftest import ACCOUNTS, OPPORTUNITIES, SALES_FILES, SPEND, write_files
 from tests.engines import ENGINES, arrow_tables, require

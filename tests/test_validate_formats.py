@@ -80,9 +80,7 @@ def sample_report(fail_on: Severity = Severity.ERROR, colour: bool = False) -> R
             "define a KPI with `source: opportunities`",
             Severity.WARNING,
         ),
-        Diagnostic(
-            "KPI604", "KPI `x` has no unit", Span(SOURCE, 3, 3, 3, 9), None, Severity.INFO
-        ),
+        Diagnostic("KPI604", "KPI `x` has no unit", Span(SOURCE, 3, 3, 3, 9), None, Severity.INFO),
     ]
     return Report(diagnostics, texts, [CLEAN, SALES, SOURCE], fail_on, colour, 2, 1)
 
@@ -124,9 +122,7 @@ def test_text_has_colour_only_when_asked():
 
 
 def test_text_summary_counts_by_severity():
-    assert formatter("text")(sample_report()).endswith(
-        "4 errors, 1 warning, 1 note in 2 files"
-    )
+    assert formatter("text")(sample_report()).endswith("4 errors, 1 warning, 1 note in 2 files")
     clean = Report([], SourceTexts(), [CLEAN], kpis=1, sources=1)
     assert formatter("text")(clean) == "ok: 1 KPIs, 1 sources, no errors"
     warned = Report(sample_report().diagnostics[4:5], kpis=1, sources=1)
@@ -179,9 +175,9 @@ def test_github_annotations_are_well_formed_and_round_trip():
     commands = parse_github(formatter("github")(report))
     assert len(commands) == len(report.diagnostics)
     for (command, props, message), d in zip(commands, report.diagnostics, strict=True):
-        assert command == {"error": "error", "warning": "warning", "info": "notice"}[
-            str(d.severity)
-        ]
+        assert (
+            command == {"error": "error", "warning": "warning", "info": "notice"}[str(d.severity)]
+        )
         assert props["title"] == f"{d.code} {CODES[d.code]}"
         assert message.startswith(d.message)
         if d.hint:
@@ -392,6 +388,8 @@ def _properties(node: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
 def test_schemas_help_an_editor(tmp_path, capsys):
     """`kpi schema --write` gives every kind's schema, and every key in it has a
     description (hover) and examples (completion), directly or through its `$ref`."""
+    from jsonschema import Draft202012Validator
+
     assert main(["schema", "--write", str(tmp_path)]) == 0
     capsys.readouterr()
     written = sorted(p.name for p in tmp_path.iterdir())
@@ -399,6 +397,9 @@ def test_schemas_help_an_editor(tmp_path, capsys):
     for path in tmp_path.iterdir():
         schema = json.loads(path.read_text(encoding="utf-8"))
         assert schema["description"] and schema["examples"]
+        checker = Draft202012Validator(schema)
+        for example in schema["examples"]:
+            assert not list(checker.iter_errors(example)), f"{path.name}: bad example"
         for where, prop in _properties(schema):
             assert prop.get("description"), f"{path.name}{where} has no description"
             assert "examples" in prop or "$ref" in prop, f"{path.name}{where} has no examples"

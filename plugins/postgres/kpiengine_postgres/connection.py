@@ -26,7 +26,7 @@ import contextlib
 import os
 import re
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import unquote
 
 from kpiengine.connectors import ClosingConnection
 from kpiengine.errors import EngineError, UsageError
@@ -75,8 +75,11 @@ def parse_url(url: str) -> tuple[str, dict[str, str]]:
     base, _, query = rest.partition("?")
     timeout: str | None = None
     jit = "off"
-    options: list[tuple[str, str]] = []
-    for key, value in parse_qsl(query, keep_blank_values=True):
+    options: list[str] = []  # libpq's, passed on exactly as written (%XX-encoded)
+    given = set()
+    for part in query.split("&") if query else []:
+        key, _, raw = part.partition("=")
+        value = unquote(raw)
         if key == "statement_timeout":
             timeout = value
         elif key == "jit":
@@ -84,12 +87,12 @@ def parse_url(url: str) -> tuple[str, dict[str, str]]:
             if jit not in ("on", "off"):
                 raise UsageError(f"jit={value} in `{_redact(url)}`: use jit=on or jit=off")
         else:
-            options.append((key, value))
-    given = {key for key, _ in options}
+            options.append(part)
+            given.add(key)
     if "connect_timeout" not in given:
-        options.append(("connect_timeout", DEFAULT_CONNECT_TIMEOUT))
+        options.append(f"connect_timeout={DEFAULT_CONNECT_TIMEOUT}")
     if "application_name" not in given:
-        options.append(("application_name", "kpiengine"))
+        options.append("application_name=kpiengine")
     if timeout is None:
         timeout = os.environ.get(TIMEOUT_ENV) or DEFAULT_STATEMENT_TIMEOUT
         origin = f"${TIMEOUT_ENV}" if os.environ.get(TIMEOUT_ENV) else "default"
@@ -101,7 +104,7 @@ def parse_url(url: str) -> tuple[str, dict[str, str]]:
             " 5min, 1h (a bare number is milliseconds, 0 disables it)"
         )
     settings = {"statement_timeout": timeout.strip().replace(" ", ""), "jit": jit}
-    return f"postgresql://{base}?{urlencode(options)}", settings
+    return f"postgresql://{base}?{'&'.join(options)}", settings
 
 
 class PostgresConnection(ClosingConnection):
@@ -118,10 +121,10 @@ class PostgresConnection(ClosingConnection):
         import psycopg
 
         try:
-            # psycopg sends it with the extended protocol: one statement only, so the
-            # READ ONLY transaction cannot be ended from inside the text.
+            # prepared: the extended protocol takes one statement only, so the text
+            # cannot end the READ ONLY transaction (`COMMIT; ...`) and go on outside it
             with self._connection.cursor() as cursor:
-                cursor.execute(sql.encode())
+                cursor.execute(sql.encode(), prepare=True)
                 rows = cursor.fetchall() if cursor.description is not None else []
                 names = [d.name for d in cursor.description or []]
         except psycopg.Error as error:
@@ -234,7 +237,7 @@ def connection_error(error: Exception, target: Target) -> EngineError:
         )
     if re.search(r'role ".*" does not exist', text):
         return EngineError(f"{where}: there is no user (role) `{target.user}`.")
-    if "could not translate host name" in lower:
+    if "could not translate host name" in lower or "failed to resolve host" in lower:
         return EngineError(f"cannot connect to {where}: unknown host name `{target.host}`.")
     if "timeout expired" in lower:
         return EngineError(

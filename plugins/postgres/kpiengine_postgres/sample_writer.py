@@ -69,6 +69,8 @@ class PostgresWriter:
 
         self._error = psycopg.Error
         try:
+            # COPY receives the UTF-8 bytes of pyarrow's CSV writer as they are
+            self.connection.execute("SET client_encoding TO 'UTF8'")
             rows = self.connection.execute(
                 "SELECT table_name FROM information_schema.tables"
                 " WHERE table_schema = current_schema()"
