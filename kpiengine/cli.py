@@ -6,9 +6,11 @@ Exit codes (SPEC §6): 0 fine, 1 findings or definition errors, 2 usage errors,
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +55,81 @@ def _common(function: Any) -> Any:
     return _plugin_option(_connector_option(_project_option(function)))
 
 
-def _query_options(function: Any) -> Any:
+@dataclass
+class Query:
+    """What compile/run/check/report share: which KPIs, which periods, which project."""
+
+    kpis: tuple[str, ...]
+    grain: str
+    by: tuple[str, ...]
+    start: str | None
+    end: str | None
+    where: str | None
+    all_kpis: bool
+    project_path: Path | None
+    connector_url: str | None
+    plugins: tuple[str, ...]
+    _project: Any = None
+
+    @property
+    def project(self) -> Any:
+        if self._project is None:
+            self._project = _load(self.project_path, self.plugins)
+        return self._project
+
+    def names(self, default: str = "none") -> list[str] | None:
+        """KPIs named, or every KPI with --all; else ``default``: "none" is a usage error,
+        "all" every KPI, "rules" the KPIs with rules (None)."""
+        if self.all_kpis:
+            return list(self.project.kpis)
+        if self.kpis:
+            return list(self.kpis)
+        if default == "all":
+            return list(self.project.kpis)
+        if default == "rules":
+            return None
+        raise UsageError("name at least one KPI, or use --all")
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return {
+            "grain": self.grain,
+            "start": self.start,
+            "end": self.end,
+            "by": self.by,
+            "where": self.where,
+        }
+
+    def connect(self) -> Any:
+        from kpiengine import api
+
+        return api.connect(_connector_url(self.connector_url, self.project))
+
+
+_QUERY_FIELDS = (
+    "kpis",
+    "grain",
+    "by",
+    "start",
+    "end",
+    "where",
+    "all_kpis",
+    "project_path",
+    "connector_url",
+    "plugins",
+)
+
+
+def _query_command(function: Any) -> Any:
+    """Add the KPI arguments, query and common options; pass them as one ``query``."""
+
+    @functools.wraps(function)
+    def callback(**params: Any) -> Any:
+        query = Query(**{name: params.pop(name) for name in _QUERY_FIELDS})
+        return function(query=query, **params)
+
     options = [
+        click.argument("kpis", nargs=-1),
         click.option(
             "--grain",
             type=click.Choice(GRAINS),
@@ -78,9 +153,10 @@ def _query_options(function: Any) -> Any:
         ),
         click.option("--all", "all_kpis", is_flag=True, help="Every KPI of the project."),
     ]
+    callback = _common(callback)
     for option in reversed(options):
-        function = option(function)
-    return function
+        callback = option(callback)
+    return callback
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -133,14 +209,6 @@ def computing(names: list[str] | None) -> Iterator[None]:
     with progress(1) as bar:
         bar.step(f"computing {len(names)} KPIs" if names else "computing the KPIs with rules")
         yield
-
-
-def _kpi_names(names: tuple[str, ...], all_kpis: bool, project: Any) -> list[str]:
-    if all_kpis:
-        return list(project.kpis)
-    if not names:
-        raise UsageError("name at least one KPI, or use --all")
-    return list(names)
 
 
 # -- commands --------------------------------------------------------------------------
@@ -261,7 +329,6 @@ def list_command(
 
 
 @cli.command(name="compile")
-@click.argument("kpis", nargs=-1)
 @click.option(
     "--dialect",
     default="duckdb",
@@ -269,39 +336,19 @@ def list_command(
     help="duckdb, sqlite, postgres, bigquery, snowflake, spark, databricks, trino, "
     "redshift, tsql, mysql.",
 )
-@_query_options
-@_common
-def compile_command(
-    kpis: tuple[str, ...],
-    dialect: str,
-    grain: str,
-    by: tuple[str, ...],
-    start: str | None,
-    end: str | None,
-    where: str | None,
-    all_kpis: bool,
-    project_path: Path | None,
-    connector_url: str | None,
-    plugins: tuple[str, ...],
-) -> None:
+@_query_command
+def compile_command(query: Query, dialect: str) -> None:
     """Print the one SQL statement that computes the KPIs.
 
     \b
     Example:
       kpi compile win_rate --dialect snowflake --grain month --by region
     """
-    project = _load(project_path, plugins)
-    names = _kpi_names(kpis, all_kpis, project)
-    click.echo(
-        project.compile(
-            names, dialect=dialect, grain=grain, by=by, start=start, end=end, where=where
-        )
-        + ";"
-    )
+    sql = query.project.compile(query.names(), dialect=dialect, **query.options)
+    click.echo(sql + ";")
 
 
 @cli.command(name="run")
-@click.argument("kpis", nargs=-1)
 @click.option(
     "--format",
     "fmt",
@@ -309,21 +356,8 @@ def compile_command(
     default="table",
     show_default=True,
 )
-@_query_options
-@_common
-def run_command(
-    kpis: tuple[str, ...],
-    fmt: str,
-    grain: str,
-    by: tuple[str, ...],
-    start: str | None,
-    end: str | None,
-    where: str | None,
-    all_kpis: bool,
-    project_path: Path | None,
-    connector_url: str | None,
-    plugins: tuple[str, ...],
-) -> None:
+@_query_command
+def run_command(query: Query, fmt: str) -> None:
     """Compute KPI values on an engine.
 
     \b
@@ -331,19 +365,12 @@ def run_command(
       kpi run win_rate mrr --grain quarter --by region --format json \\
           --connector duckdb:///warehouse.duckdb
     """
-    from kpiengine import api
     from kpiengine.present import result_csv, result_json, result_table
 
-    project = _load(project_path, plugins)
-    names = _kpi_names(kpis, all_kpis, project)
-    request = project.request(names, grain=grain, start=start, end=end, by=by, where=where)
-    from kpiengine.plan import build_plan
-
-    build_plan(project.model, request)  # definition errors before opening the engine
-    with api.connect(_connector_url(connector_url, project)) as connection, computing(names):
-        result = project.run(
-            names, connection, grain=grain, start=start, end=end, by=by, where=where
-        )
+    project, names = query.project, query.names()
+    project.plan(names, **query.options)  # definition errors before opening the engine
+    with query.connect() as connection, computing(names):
+        result = project.run(names, connection, **query.options)
     if fmt == "json":
         click.echo(result_json(result))
     elif fmt == "csv":
@@ -357,7 +384,6 @@ def _severity_choice() -> click.Choice:
 
 
 @cli.command(name="check")
-@click.argument("kpis", nargs=-1)
 @click.option(
     "--fail-on",
     type=_severity_choice(),
@@ -379,22 +405,9 @@ def _severity_choice() -> click.Choice:
     metavar="KEY=VALUE",
     help="Notifier option, e.g. timeout=5, retries=3 (repeatable).",
 )
-@_query_options
-@_common
+@_query_command
 def check_command(
-    kpis: tuple[str, ...],
-    fail_on: str,
-    notify: tuple[str, ...],
-    notify_options: tuple[str, ...],
-    grain: str,
-    by: tuple[str, ...],
-    start: str | None,
-    end: str | None,
-    where: str | None,
-    all_kpis: bool,
-    project_path: Path | None,
-    connector_url: str | None,
-    plugins: tuple[str, ...],
+    query: Query, fail_on: str, notify: tuple[str, ...], notify_options: tuple[str, ...]
 ) -> None:
     """Evaluate rules (default: the last complete period) and send alerts.
 
@@ -404,19 +417,15 @@ def check_command(
     Example:
       kpi check --fail-on warning --notify console --notify jsonl=alerts.jsonl
     """
-    from kpiengine import api
     from kpiengine.evaluate import SEVERITY_ORDER
     from kpiengine.notify import NotifierError, find_notifier
 
-    project = _load(project_path, plugins)
-    names = list(project.kpis) if all_kpis else (list(kpis) or None)
+    project, names = query.project, query.names(default="rules")
     options = _key_values(notify_options, "--notify-option")
     targets = [_notifier_target(n) for n in (notify or ("console",))]
     notifiers = [(find_notifier(name), target) for name, target in targets]
-    with api.connect(_connector_url(connector_url, project)) as connection, computing(names):
-        result = project.check(
-            names, connection, grain=grain, start=start, end=end, by=by, where=where
-        )
+    with query.connect() as connection, computing(names):
+        result = project.check(names, connection, **query.options)
     failures = []
     for notifier, target in notifiers:
         try:
@@ -449,7 +458,6 @@ def _key_values(pairs: tuple[str, ...], flag: str) -> dict[str, str]:
 
 
 @cli.command(name="report")
-@click.argument("kpis", nargs=-1)
 @click.option(
     "--renderer",
     default="html",
@@ -468,23 +476,8 @@ def _key_values(pairs: tuple[str, ...], flag: str) -> dict[str, str]:
     required=True,
     help="File to write (written whole or not at all).",
 )
-@_query_options
-@_common
-def report_command(
-    kpis: tuple[str, ...],
-    renderer: str,
-    template: Path | None,
-    output: Path,
-    grain: str,
-    by: tuple[str, ...],
-    start: str | None,
-    end: str | None,
-    where: str | None,
-    all_kpis: bool,
-    project_path: Path | None,
-    connector_url: str | None,
-    plugins: tuple[str, ...],
-) -> None:
+@_query_command
+def report_command(query: Query, renderer: str, template: Path | None, output: Path) -> None:
     """Compute KPIs, evaluate rules and render a report.
 
     \b
@@ -492,18 +485,14 @@ def report_command(
       kpi report --all --from 2025-01-01 --to 2026-01-01 -o report.html
       kpi report win_rate --by region --renderer markdown -o report.md
     """
-    from kpiengine import api
     from kpiengine.demo import write_atomically
     from kpiengine.render import find_renderer
     from kpiengine.report import build_report
 
-    project = _load(project_path, plugins)
-    names = list(project.kpis) if all_kpis or not kpis else list(kpis)
+    project, names = query.project, query.names(default="all")
     chosen = find_renderer(renderer)
-    with api.connect(_connector_url(connector_url, project)) as connection, computing(names):
-        result = project.run(
-            names, connection, grain=grain, start=start, end=end, by=by, where=where
-        )
+    with query.connect() as connection, computing(names):
+        result = project.run(names, connection, **query.options)
     report = build_report(project.model, result, result.alerts, result.statuses)
     text = chosen.render(report, template)
     write_atomically(output, text)

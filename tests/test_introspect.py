@@ -269,11 +269,6 @@ def test_accepts(declared, category, dialect, ok):
     assert accepts(declared, category, dialect) is ok
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli.py: `kpi validate --connector URL` does not call introspect.check_warehouse "
-    "yet; remove this marker once it does",
-)
 def test_kpi_validate_with_a_connector(tmp_path, engine, capsys):
     import json
 
