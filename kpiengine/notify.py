@@ -120,16 +120,6 @@ BUILTIN_NOTIFIERS = (ConsoleNotifier(), JsonLinesNotifier(), WebhookNotifier())
 
 
 def find_notifier(name: str) -> Any:
-    from kpiengine.plugins import default_host
+    from kpiengine.plugins import find_named
 
-    host = default_host()
-    notifiers = host.collect("kpiengine_notifiers")
-    found = next((n for n in notifiers if n.name == name), None)
-    if found is None and host.load_entry_points():
-        found = next((n for n in host.collect("kpiengine_notifiers") if n.name == name), None)
-    if found is None:
-        from kpiengine.errors import UsageError
-
-        known = ", ".join(sorted(n.name for n in notifiers))
-        raise UsageError(f"unknown notifier `{name}`; installed: {known}")
-    return found
+    return find_named("kpiengine_notifiers", name, "notifier")

@@ -206,3 +206,18 @@ def _version_of(plugin: Any) -> str:
         return metadata.version(top)
     except metadata.PackageNotFoundError:
         return getattr(plugin, "__version__", "")
+
+
+def find_named(hook: str, name: str, what: str) -> Any:
+    """The object called ``name`` among what ``hook`` returns (renderers, notifiers...),
+    loading entry-point plugins only if the loaded ones do not have it."""
+    host = default_host()
+    found = next((item for item in host.collect(hook) if item.name == name), None)
+    if found is None and host.load_entry_points():
+        found = next((item for item in host.collect(hook) if item.name == name), None)
+    if found is None:
+        from kpiengine.errors import UsageError
+
+        known = ", ".join(sorted(item.name for item in host.collect(hook)))
+        raise UsageError(f"unknown {what} `{name}`; installed: {known}")
+    return found

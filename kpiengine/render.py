@@ -107,19 +107,9 @@ BUILTIN_RENDERERS = (
 
 
 def find_renderer(name: str) -> Any:
-    from kpiengine.plugins import default_host
+    from kpiengine.plugins import find_named
 
-    host = default_host()
-    renderers = host.collect("kpiengine_renderers")
-    found = next((r for r in renderers if r.name == name), None)
-    if found is None and host.load_entry_points():
-        found = next((r for r in host.collect("kpiengine_renderers") if r.name == name), None)
-    if found is None:
-        from kpiengine.errors import UsageError
-
-        known = ", ".join(sorted(r.name for r in renderers))
-        raise UsageError(f"unknown renderer `{name}`; installed: {known}")
-    return found
+    return find_named("kpiengine_renderers", name, "renderer")
 
 
 def render_html(report: Report, template: Path | None = None) -> str:
