@@ -150,6 +150,11 @@ def load_and_check(
     root = Path(path) if path is not None else find_project_root()
     project, diagnostics = load_project(root)
     if project.plugins:
+        import sys
+
+        # a plugin module may sit in the project folder, next to kpiengine.yaml
+        if str(project.root.resolve()) not in sys.path:
+            sys.path.append(str(project.root.resolve()))
         add_plugin_modules(project.plugins)
     # Check what did load even when some files did not: one broken file must not hide
     # the problems of the others.

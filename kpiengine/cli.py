@@ -645,18 +645,24 @@ def catalog(project_path: Path | None, connector_url: str | None, plugins: tuple
 
 
 @cli.command(name="plugins")
+@_project_option
 @_plugin_option
-def plugins_command(plugins: tuple[str, ...]) -> None:
+def plugins_command(project_path: Path | None, plugins: tuple[str, ...]) -> None:
     """List installed plugins, their versions and what each adds.
 
     \b
     Example:
       kpi plugins --plugin my_company.kpi_plugin
+      kpi plugins --project definitions
     """
     from kpiengine.plugins import add_plugin_modules, describe_plugins
 
     if plugins:
         add_plugin_modules(plugins)
+    if project_path is not None:  # the project's `plugins:` list too
+        from kpiengine import api
+
+        api.load_and_check(project_path)
     click.echo(describe_plugins())
 
 

@@ -623,3 +623,21 @@ def test_docs_notifier_example(tmp_path, plugin_module, orders_db, capsys):
     code = main(["check", "total", *YEAR, "--notify", f"digest={log}", *args])
     assert code in (0, 1), capsys.readouterr().err
     assert log.read_text(encoding="utf-8") == "plugin-test: 1 alert(s): 1 warning\n"
+
+
+def test_project_plugins_may_live_in_the_project_folder(tmp_path, capsys):
+    from kpiengine.cli import main
+
+    root = tmp_path / "defs"
+    root.mkdir()
+    (root / "kpiengine.yaml").write_text("project: p\nplugins: [local_kpi_plugin]\n")
+    (root / "local_kpi_plugin.py").write_text(
+        "from kpiengine.hookspecs import hookimpl\n"
+        "from kpiengine.functions import FunctionSpec\n\n"
+        "@hookimpl\n"
+        "def kpiengine_functions():\n"
+        "    return [FunctionSpec('twice_local', 'row', ('number',), 'number', 'x * 2',\n"
+        "                         sql=lambda args, dialect: args[0] * 2)]\n"
+    )
+    assert main(["plugins", "--project", str(root)]) == 0
+    assert "local_kpi_plugin" in capsys.readouterr().out

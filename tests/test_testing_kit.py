@@ -110,14 +110,6 @@ class TestFilesConformance(ConnectorConformance):
     def load_dataset(self, dataset: Dataset, workdir: Path) -> str:
         return f"files:///{dataset.write_parquet(workdir / 'files')}"
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="files:// is an in-memory DuckDB over views: CREATE TABLE succeeds there "
-        "(the files are never written, but the connection accepts writes)",
-    )
-    def test_read_only(self, conformance: Any) -> None:
-        super().test_read_only(conformance)
-
 
 class TestSchemaQualifiedConformance(ConnectorConformance):
     """Tables in a schema, as a PostgreSQL plugin would keep them (``schema = ...``)."""

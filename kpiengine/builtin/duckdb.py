@@ -16,13 +16,23 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 class DuckDBConnection(ClosingConnection):
     dialect = "duckdb"
 
-    def __init__(self, connection: Any) -> None:
+    def __init__(self, connection: Any, queries_only: bool = False) -> None:
         self._connection = connection
+        # an in-memory database over files cannot be opened read-only: refuse anything
+        # but a query instead (DuckDB's own parser says what the statement is)
+        self._queries_only = queries_only
 
     def execute(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
         import duckdb
 
         try:
+            if self._queries_only:
+                for statement in self._connection.extract_statements(sql):
+                    if statement.type != duckdb.StatementType.SELECT:
+                        raise EngineError(
+                            f"read-only connection: only queries may run, not "
+                            f"{statement.type.name.lower()} statements"
+                        )
             cursor = self._connection.execute(sql)
             rows = cursor.fetchall()
         except duckdb.Error as error:
@@ -71,7 +81,7 @@ def open_files(url: str) -> DuckDBConnection:
         # The path is passed as a bound parameter value, never pasted into SQL.
         relation = getattr(connection, reader)(str(file))
         relation.create_view(file.stem)
-    return DuckDBConnection(connection)
+    return DuckDBConnection(connection, queries_only=True)
 
 
 DUCKDB_CONNECTORS = (
