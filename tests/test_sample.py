@@ -133,7 +133,7 @@ def test_bad_arguments_are_usage_errors(tmp_path: Path) -> None:
     with pytest.raises(UsageError):
         generate(1000, seed=-1)
     with pytest.raises(UsageError, match="use one of"):
-        write_sample(f"postgres:///{tmp_path}/x", rows=200)
+        write_sample(f"mysql:///{tmp_path}/x", rows=200)
     with pytest.raises(UsageError, match="format"):
         write_sample(f"files:///{tmp_path}/x?format=xml", rows=200)
     with pytest.raises(UsageError):
