@@ -37,12 +37,12 @@ browser:  # Chromium for the report's browser test (Debian package; needs root)
 	@scripts/install-chromium.sh
 
 lint: $(VENV)/.test
-	$(BIN)/ruff check kpiengine tests bench
-	$(BIN)/ruff format --check kpiengine tests bench
+	$(BIN)/ruff check kpiengine tests bench plugins
+	$(BIN)/ruff format --check kpiengine tests bench plugins
 
 format: $(VENV)/.test
-	$(BIN)/ruff check --fix kpiengine tests bench
-	$(BIN)/ruff format kpiengine tests bench
+	$(BIN)/ruff check --fix kpiengine tests bench plugins
+	$(BIN)/ruff format kpiengine tests bench plugins
 
 bench: $(VENV)/.test  # prints ratios against same-run baselines; see docs/performance.md
 	$(BIN)/python bench/startup.py

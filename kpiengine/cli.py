@@ -442,6 +442,13 @@ def check_command(
         sys.exit(3)
 
 
+def _without_password(url: str) -> str:
+    """A URL fit to print: ``user:secret@host`` becomes ``user:***@host``."""
+    import re
+
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
 def _notifier_target(text: str) -> tuple[str, str | None]:
     name, sep, target = text.partition("=")
     return name.strip(), (target.strip() if sep else None)
@@ -624,7 +631,7 @@ def sample_data(url: str, rows: int, seed: int, replace: bool) -> None:
         )
     total = sum(counts.values())
     click.echo(
-        f"wrote {len(counts)} tables, {total:,} rows to {url} in "
+        f"wrote {len(counts)} tables, {total:,} rows to {_without_password(url)} in "
         f"{time.perf_counter() - began:.1f} s"
     )
 

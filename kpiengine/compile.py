@@ -110,7 +110,7 @@ class ExpressionCompiler:
         if node.op == "/":
             return divide(self.rules, left, right)
         if node.op == "%":
-            return exp.Mod(this=_paren(left), expression=_nonzero(right))
+            return self.rules.modulo(_paren(left), _nonzero(right))
         return _BINARY[node.op](this=_paren(left), expression=_paren(right))
 
     def _call(self, node: Call) -> exp.Expression:
@@ -606,7 +606,10 @@ def _table(name: str) -> exp.Table:
 def _fill(value: exp.Expression, column: KpiColumn) -> exp.Expression:
     if column.fill_null is None:
         return value
-    return exp.Coalesce(this=value, expressions=[exp.Literal.number(column.fill_null)])
+    fill = column.fill_null
+    # a whole number stays an integer literal, so counts keep an integer type everywhere
+    literal = exp.Literal.number(int(fill) if float(fill).is_integer() else fill)
+    return exp.Coalesce(this=value, expressions=[literal])
 
 
 def _no_columns(node: Name) -> exp.Expression:

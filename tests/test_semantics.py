@@ -261,3 +261,31 @@ def test_shared_filter_gives_the_same_rows_alone_or_together(sales):
     alone = run(sales, ["external_deals"], by=["region"])
     together = run(sales, ["external_deals", "deals", "win_rate"], by=["region"])
     assert [r for r in together.rows if r.kpi == "external_deals"] == alone.rows
+
+
+def test_modulo_keeps_fractions(tmp_path):
+    """`%` truncates like DuckDB on every engine (SQLite's own `%` drops fractions)."""
+    import kpiengine
+    from tests.conftest import ENGINES, engine_url, write_files
+
+    files = {
+        "s.yaml": "source: t\ntable: t\ntime: day\ncolumns:\n  day: date\n  x: number\n",
+        "k.yaml": "kpi: rest\nsource: t\nexpression: sum(x) % 2\n",
+    }
+    project = kpiengine.load(write_files(tmp_path / "defs", files))
+    rows = [("2024-01-05", 7.5), ("2024-02-05", -7.5)]
+    for engine in ENGINES:
+        (tmp_path / engine).mkdir()
+        url = engine_url(engine, tmp_path / engine, {"t": ("day DATE, x DOUBLE", rows)})
+        with kpiengine.connect(url) as connection:
+            result = project.run(["rest"], connection, start="2024-01-01", end="2024-03-01")
+        assert [r.value for r in result.rows] == [1.5, -1.5], engine
+
+
+def test_password_is_not_printed():
+    from kpiengine.cli import _without_password
+
+    assert _without_password("postgresql://kpi:s3cr3t@127.0.0.1:5432/db") == (
+        "postgresql://kpi:***@127.0.0.1:5432/db"
+    )
+    assert _without_password("duckdb:///w.duckdb") == "duckdb:///w.duckdb"

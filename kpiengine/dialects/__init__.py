@@ -216,6 +216,10 @@ class DialectRules:
     def add(self, value: exp.Expression, amount: int, unit: str) -> exp.Expression:
         return exp.DateAdd(this=value, expression=exp.Literal.number(amount), unit=exp.var(unit))
 
+    def modulo(self, left: exp.Expression, right: exp.Expression) -> exp.Expression:
+        """``left % right``, truncated like DuckDB (sign of the left operand)."""
+        return exp.Mod(this=left, expression=right)
+
     def finish(self, query: exp.Select) -> exp.Select:
         """The whole statement, last: rewrite what sqlglot renders wrongly for this engine
         wherever it appears (operators, functions). The portable default changes nothing."""

@@ -1,7 +1,17 @@
 """Spark SQL (and Databricks, which runs it): where sqlglot's rendering is not equivalent.
 
-Each rule here has a test in tests/test_spark.py that runs the statement on Spark and
-shows the wrong number (or the error) it prevents.
+Each rule here has a test in tests/test_spark.py that runs sqlglot's plain rendering on
+Spark (local mode) and shows the different number it prevents.
+
+Checked on Spark 4 (ANSI mode on, the default) and with ``spark.sql.ansi.enabled=false``,
+and left to sqlglot because it is equivalent as rendered: period buckets
+(``CAST(DATE_TRUNC(..) AS DATE)``, ``ADD_MONTHS``/``DATE_ADD`` shifts; Databricks'
+``DATEADD``), ``days_between`` (``DATEDIFF(DAY, CAST(a AS DATE), CAST(b AS DATE))``: the
+casts make it count calendar days, not 24-hour spans), the ``VALUES ... AS t(p)`` spine,
+``IS NOT DISTINCT FROM`` joins on null dimension values, true division
+(``CAST(x AS DOUBLE) / NULLIF(y, 0)``, so ANSI mode never raises DIVIDE_BY_ZERO; ``%``
+likewise), window frames, ``NULLS LAST``, and string literals (sqlglot escapes ``'`` and
+``\\`` with backslashes, as Spark reads them).
 """
 
 from __future__ import annotations
@@ -10,13 +20,112 @@ from sqlglot import exp
 
 from kpiengine.dialects import DialectRules
 
+_DOUBLE = exp.DataType.Type.DOUBLE
+
+
+def _double(value: exp.Expression) -> exp.Expression:
+    if isinstance(value, exp.Cast) and value.to.is_type(_DOUBLE):
+        return value
+    return exp.Cast(this=value, to=exp.DataType.build(_DOUBLE))
+
 
 class Rules(DialectRules):
-    """Spark: an exact, interpolated percentile."""
+    """Spark: exact percentile, AVG in double, null-propagating GREATEST/LEAST, ROUND of
+    doubles like DuckDB."""
 
     def percentile(self, fraction: exp.Expression, value: exp.Expression) -> exp.Expression:
-        # sqlglot renders PERCENTILE_CONT ... WITHIN GROUP for Spark as PERCENTILE_APPROX,
-        # which returns an element of the data (30 for the median of 30 and 200, not 115).
-        # PERCENTILE(x, p) is Spark's exact percentile with linear interpolation, as
-        # PERCENTILE_CONT; it skips nulls and is null for no rows.
+        # sqlglot renders PERCENTILE_CONT(p) WITHIN GROUP (ORDER BY x) for Spark as
+        # PERCENTILE_APPROX(x, p), which returns an element of the data (30 as the median
+        # of 30 and 200, not 115). PERCENTILE(x, p) is Spark's exact percentile with linear
+        # interpolation, like PERCENTILE_CONT; it skips nulls and is null for no rows.
         return exp.Anonymous(this="PERCENTILE", expressions=[value, fraction])
+
+    def finish(self, query: exp.Select) -> exp.Select:
+        # deepest first, so a rewritten node never holds a node still to rewrite
+        nodes = list(query.find_all(exp.Avg, exp.Greatest, exp.Least, exp.Round))
+        for node in reversed(nodes):
+            if isinstance(node, exp.Avg):
+                node.replace(self._avg(node))
+            elif isinstance(node, exp.Round):
+                node.replace(self._round(node))
+            else:
+                node.replace(self._greatest_least(node))  # type: ignore[arg-type]
+        return query
+
+    @staticmethod
+    def _avg(node: exp.Avg) -> exp.Expression:
+        # AVG of a DECIMAL (a column, or `x * 1.5`: Spark reads 1.5 as DECIMAL(2,1)) is a
+        # DECIMAL with only 4 more digits of scale: avg(if(won, 1.0, 0.0)) over 2 of 3
+        # rows is 0.66667, where DuckDB (and every other engine) gives 0.666666666666...
+        # An average in double is what DuckDB returns for decimals too.
+        if isinstance(node.this, exp.Distinct):
+            return node
+        return exp.Avg(this=_double(node.this))
+
+    @staticmethod
+    def _greatest_least(node: exp.Greatest | exp.Least) -> exp.Expression:
+        # Spark's GREATEST/LEAST skip nulls: greatest(null, 60) is 60. kpiengine's are null
+        # when any argument is null (sqlglot renders them so for DuckDB).
+        if node.args.get("ignore_nulls") or not node.expressions:
+            return node
+        args = [node.this, *node.expressions]
+        nullable = [a for a in args if not isinstance(a, exp.Literal)]
+        if not nullable:
+            return node
+        any_null = exp.or_(*(exp.Is(this=a.copy(), expression=exp.Null()) for a in nullable))
+        kept = type(node)(this=args[0], expressions=args[1:])
+        return exp.Case(ifs=[exp.If(this=any_null, true=exp.Null())], default=kept)
+
+    @staticmethod
+    def _round(node: exp.Round) -> exp.Expression:
+        # Spark rounds a DOUBLE half-up on its shortest decimal text: round(1.005, 2) is
+        # 1.01 and round(0.285, 2) 0.29. DuckDB rounds the binary value scaled by 10^n
+        # (round(x * 100) / 100): 1.0 and 0.28. Doubles are rounded DuckDB's way (a half
+        # of the scaled double is exact, so HALF_UP on it is std::round); decimals and
+        # integers keep Spark's exact ROUND, as DuckDB's. typeof() is folded by Spark
+        # when it plans the statement.
+        decimals = node.args.get("decimals")
+        digits = _int_literal(decimals)
+        if decimals is None or digits is None:
+            return node  # a computed number of digits: Spark's ROUND as it is
+        if digits == 0:
+            return node  # HALF_UP of the double itself: std::round
+        value = node.this
+        scale = exp.Literal.number(f"1E{abs(digits)}")  # a DOUBLE literal in Spark
+        zero = exp.Literal.number(0)
+        if digits > 0:
+            scaled = exp.Div(
+                this=exp.Round(
+                    this=exp.Mul(this=_paren(value.copy()), expression=scale), decimals=zero
+                ),
+                expression=scale.copy(),
+            )
+        else:
+            scaled = exp.Mul(
+                this=exp.Round(
+                    this=exp.Div(this=_paren(value.copy()), expression=scale), decimals=zero
+                ),
+                expression=scale.copy(),
+            )
+        kind = exp.Anonymous(this="TYPEOF", expressions=[value.copy()])
+        is_double = exp.In(
+            this=kind, expressions=[exp.Literal.string("double"), exp.Literal.string("float")]
+        )
+        plain = exp.Round(this=value.copy(), decimals=decimals.copy())
+        return exp.Case(ifs=[exp.If(this=is_double, true=scaled)], default=plain)
+
+
+def _paren(value: exp.Expression) -> exp.Expression:
+    if isinstance(value, exp.Binary | exp.Neg):
+        return exp.Paren(this=value)
+    return value
+
+
+def _int_literal(value: exp.Expression | None) -> int | None:
+    """The value of an integer literal, also a negative one (``-1`` is ``Neg(1)``)."""
+    sign = 1
+    if isinstance(value, exp.Neg):
+        sign, value = -1, value.this
+    if isinstance(value, exp.Literal) and value.is_int:
+        return sign * int(value.to_py())
+    return None

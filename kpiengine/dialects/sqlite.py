@@ -57,6 +57,16 @@ class Rules(DialectRules):
         )
         return exp.Anonymous(this="DATE", expressions=[value, start_of_month, modifier])
 
+    def modulo(self, left: exp.Expression, right: exp.Expression) -> exp.Expression:
+        # SQLite's % truncates both operands to integers first (7.5 % 2 is 1.0, not 1.5)
+        quotient = exp.Cast(
+            this=exp.Div(this=left.copy(), expression=right.copy()),
+            to=exp.DataType.build(exp.DataType.Type.INT),
+        )
+        return exp.Paren(
+            this=exp.Sub(this=left, expression=exp.Mul(this=right, expression=quotient))
+        )
+
     def percentile(self, fraction: exp.Expression, value: exp.Expression) -> exp.Expression:
         # registered on every connection by the SQLite connector (builtin/sqlite.py)
         return exp.Anonymous(this="kpi_percentile_cont", expressions=[value, fraction])

@@ -24,6 +24,8 @@ import re
 import shutil
 import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -98,37 +100,36 @@ def spark_session(master: str, conf: dict[str, str] | None = None) -> Any:
     """
     global _session
     conf = conf or {}
-    with _lock:
-        with warnings.catch_warnings():
-            # pyspark warns about pandas versions it has not been tested with; the
-            # connector never converts through pandas
-            warnings.simplefilter("ignore", FutureWarning)
-            try:
-                from pyspark.sql import SparkSession
-            except ImportError as error:  # pragma: no cover - pyspark is a dependency
-                raise EngineError(
-                    f"the Spark connector needs pyspark: pip install 'pyspark>=3.5' ({error})"
-                ) from error
-            running = _session if _session is not None and _alive(_session) else None
-            running = running or SparkSession.getActiveSession()
-            if running is not None:
-                _check_master(running, master)
-                _session = running
-                return running
-            _check_java()
-            builder = SparkSession.builder.master(master).appName("kpiengine")
-            for key, value in _startup_conf(master, conf).items():
-                builder = builder.config(key, value)
-            try:
-                _session = builder.getOrCreate()
-            except Exception as error:
-                raise EngineError(
-                    f"cannot start Spark (master {master}): {_first_line(error)}. "
-                    "Spark needs Java 17 or newer (`java -version`; set JAVA_HOME)"
-                ) from error
-            _session.sparkContext.setLogLevel("ERROR")
-            _check_master(_session, master)
-            return _session
+    with _lock, warnings.catch_warnings():
+        # pyspark warns about pandas versions it has not been tested with; the
+        # connector never converts through pandas
+        warnings.simplefilter("ignore", FutureWarning)
+        try:
+            from pyspark.sql import SparkSession
+        except ImportError as error:  # pragma: no cover - pyspark is a dependency
+            raise EngineError(
+                f"the Spark connector needs pyspark: pip install 'pyspark>=3.5' ({error})"
+            ) from error
+        running = _session if _session is not None and _alive(_session) else None
+        running = running or SparkSession.getActiveSession()
+        if running is not None:
+            _check_master(running, master)
+            _session = running
+            return running
+        _check_java()
+        builder = SparkSession.builder.master(master).appName("kpiengine")
+        for key, value in _startup_conf(master, conf).items():
+            builder = builder.config(key, value)
+        try:
+            _session = builder.getOrCreate()
+        except Exception as error:
+            raise EngineError(
+                f"cannot start Spark (master {master}): {_first_line(error)}. "
+                "Spark needs Java 17 or newer (`java -version`; set JAVA_HOME)"
+            ) from error
+        _session.sparkContext.setLogLevel("ERROR")
+        _check_master(_session, master)
+        return _session
 
 
 def _startup_conf(master: str, conf: dict[str, str]) -> dict[str, str]:
@@ -208,15 +209,17 @@ class SparkConnection(ClosingConnection):
     def execute(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
         self._check_query(sql)
         try:
-            frame = self._session.sql(sql)
-            rows = frame.collect()
+            with _quiet_query_errors():
+                frame = self._session.sql(sql)
+                rows = frame.collect()
         except Exception as error:
             raise self._error(error) from error
         return list(frame.columns), [tuple(_plain(v) for v in row) for row in rows]
 
     def columns(self, table: str) -> dict[str, str] | None:
         try:
-            schema = self._session.table(table).schema
+            with _quiet_query_errors():
+                schema = self._session.table(table).schema
         except Exception as error:
             if _error_class(error) in _MISSING or "not found" in str(error).lower():
                 return None
@@ -248,8 +251,7 @@ class SparkConnection(ClosingConnection):
             except Exception:
                 raise self._error(error) from error
             raise EngineError(
-                "Spark: refused a statement that is not a query; the kpiengine connector "
-                "only reads"
+                "Spark: refused a statement that is not a query; the kpiengine connector only reads"
             ) from error
 
     def _error(self, error: Exception) -> EngineError:
@@ -257,12 +259,35 @@ class SparkConnection(ClosingConnection):
         message = _first_line(error)
         if kind in _MISSING:
             where = (
-                f"; views from tables=: {', '.join(sorted(self.views))}"
+                f"Views from tables=: {', '.join(sorted(self.views))}."
                 if self.views
-                else "; no tables= folder was given, so only the session catalog is searched"
+                else "No tables= folder was given, so only the session catalog is searched."
             )
-            return EngineError(f"Spark: {message}{where}")
+            return EngineError(f"Spark: {message.rstrip('.;')}. {where}")
         return EngineError(f"Spark: {message}")
+
+
+@contextmanager
+def _quiet_query_errors() -> Iterator[None]:
+    """pyspark 4 logs every failed statement as a JSON record with the JVM stack on
+    stderr; the connector raises an EngineError with the message instead."""
+    try:
+        from pyspark.logger import PySparkLogger
+    except ImportError:  # pyspark 3.5 has no such logging
+        yield
+        return
+    loggers = [
+        PySparkLogger.getLogger(name)
+        for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger")
+    ]
+    before = [logger.disabled for logger in loggers]
+    for logger in loggers:
+        logger.disabled = True
+    try:
+        yield
+    finally:
+        for logger, disabled in zip(loggers, before, strict=True):
+            logger.disabled = disabled
 
 
 _MISSING = {"TABLE_OR_VIEW_NOT_FOUND", "UNRESOLVED_COLUMN.WITH_SUGGESTION", "PATH_NOT_FOUND"}
@@ -315,17 +340,23 @@ def open_spark(url: str) -> SparkConnection:
     base = spark_session(parsed.master, parsed.conf)
     session = base.newSession()  # private temp views and settings; shares the context
     try:
-        for key, value in {**SESSION_CONF, **parsed.conf}.items():
-            if key.startswith("spark.sql."):
-                session.conf.set(key, value)
-        if parsed.database:
-            session.catalog.setCurrentDatabase(parsed.database)
-        for name, path in views.items():
-            # the path is passed as a value to the reader, never pasted into SQL
-            session.read.parquet(str(path)).createOrReplaceTempView(name)
+        with _quiet_query_errors():
+            _prepare(session, parsed, views)
     except Exception as error:
         raise EngineError(f"Spark: cannot open {url}: {_first_line(error)}") from error
     return SparkConnection(session, views)
+
+
+def _prepare(session: Any, parsed: SparkURL, views: dict[str, Path]) -> None:
+    """The connection's settings, current database and temporary views."""
+    for key, value in {**SESSION_CONF, **parsed.conf}.items():
+        if key.startswith("spark.sql."):
+            session.conf.set(key, value)
+    if parsed.database:
+        session.catalog.setCurrentDatabase(parsed.database)
+    for name, path in views.items():
+        # the path is passed as a value to the reader, never pasted into SQL
+        session.read.parquet(str(path)).createOrReplaceTempView(name)
 
 
 def _parquet_views(folders: list[Path]) -> dict[str, Path]:
