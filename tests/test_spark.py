@@ -135,7 +135,9 @@ ITEM_FILES = {
             expression: sum(round(price, 2))
           - kpi: rounded_tens
             source: items
-            expression: sum(round(price * 10, -1)) + sum(round(qty * 5, -1)) + sum(round(qty, 1))
+            expression: >-
+              sum(round(price * 10, -1)) + sum(round(qty * 5, -1)) + sum(round(qty, 1))
+              + sum(round(qty * 0.125, 2)) * 1000
           - kpi: decimal_share
             source: items
             expression: avg(if(qty = 2, 1.0, 0.0) where qty is not null)
@@ -215,10 +217,11 @@ def test_round_of_doubles_as_duckdb(items, monkeypatch):
     plain = plain_sqlglot(monkeypatch, lambda: _total(project, spark, "rounded"))
     assert plain == pytest.approx(1.01 + 0.29 + 2.68 - 2.68)
     assert _total(project, spark, "rounded") == pytest.approx(ITEM_EXPECTED["rounded"])
-    # negative digits, integers and decimals keep Spark's exact ROUND, equal to DuckDB's
-    assert _total(project, spark, "rounded_tens") == pytest.approx(
-        _total(project, duck, "rounded_tens"), rel=1e-12
-    )
+    # negative digits, integers and decimals keep Spark's exact ROUND, equal to DuckDB's:
+    # round(price * 10, -1): 10 + 0 + 30 - 30; round(qty * 5, -1): 10 + 10 + 10;
+    # round(qty, 1): 5; round(qty * 0.125, 2) (decimal, half away from 0): 0.13 + 0.25 * 2
+    assert _total(project, duck, "rounded_tens") == pytest.approx(10 + 30 + 5 + 630)
+    assert _total(project, spark, "rounded_tens") == pytest.approx(10 + 30 + 5 + 630)
 
 
 def test_avg_of_decimals_in_double(items, monkeypatch):

@@ -22,6 +22,7 @@ import datetime as dt
 import os
 import re
 import shutil
+import tempfile
 import threading
 import warnings
 from collections.abc import Iterator
@@ -139,6 +140,8 @@ def _startup_conf(master: str, conf: dict[str, str]) -> dict[str, str]:
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.session.timeZone": "UTC",
         "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={_LOG_CONFIG.as_uri()}",
+        # the connector creates no tables; keep Spark from making ./spark-warehouse
+        "spark.sql.warehouse.dir": (Path(tempfile.gettempdir()) / "kpiengine-spark").as_uri(),
     }
     if master.startswith("local"):
         cores = re.findall(r"\d+", master)
