@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from kpiengine.ast import Call, Name, walk
+from kpiengine.ast import Name, walk
 from kpiengine.model import Column, Join, Kpi, Project, Source
 
 #: Column types as the checker sees them.
@@ -73,13 +73,6 @@ def referenced_kpis(kpi: Kpi) -> list[str]:
         if isinstance(node, Name) and len(node.parts) == 1:
             seen.setdefault(node.parts[0], None)
     return list(seen)
-
-
-def uses_time_functions(kpi: Kpi, time_functions: frozenset[str]) -> bool:
-    tree = kpi.expression.tree
-    return tree is not None and any(
-        isinstance(n, Call) and n.name in time_functions for n in walk(tree)
-    )
 
 
 def base_kpis(project: Project, name: str) -> list[Kpi]:
