@@ -87,3 +87,13 @@ def test_in_memory_duckdb(tmp_path):
 def test_bad_urls(url, error):
     with pytest.raises(error):
         kpiengine.connect(url)
+
+
+def test_duckdb_memory_limit(tmp_path):
+    url = make_duckdb(tmp_path / "w.duckdb", TABLES)
+    with kpiengine.connect(url) as connection:  # a bounded buffer pool by default
+        assert connection.execute("SELECT current_setting('memory_limit')")[1][0][0] != ""
+    with kpiengine.connect(f"{url}?memory_limit=64MB") as connection:
+        assert connection.execute("SELECT current_setting('memory_limit')")[1] == [("61.0 MiB",)]
+    with pytest.raises(EngineError):
+        kpiengine.connect(f"{url}?memory_limit=lots")
