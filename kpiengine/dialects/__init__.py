@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
 
 from sqlglot import exp
 
@@ -155,6 +156,28 @@ def table_ref(dotted: str, alias: str) -> exp.Table:
     )
 
 
+def as_double(value: exp.Expression) -> exp.Expression:
+    """``CAST(value AS DOUBLE)``, once: a value already cast to double is kept."""
+    double = exp.DataType.Type.DOUBLE
+    if isinstance(value, exp.Cast) and value.to.is_type(double):
+        return value
+    return exp.Cast(this=value, to=exp.DataType.build(double))
+
+
+def null_if_any_null(node: exp.Greatest | exp.Least) -> exp.Expression:
+    """GREATEST/LEAST that are null when any argument is null, as kpiengine's are (and as
+    sqlglot renders them for DuckDB and SQLite), on engines whose own skip nulls."""
+    if node.args.get("ignore_nulls") or not node.expressions:
+        return node
+    args = [node.this, *node.expressions]
+    nullable = [a for a in args if not isinstance(a, exp.Literal)]
+    if not nullable:
+        return node
+    any_null = exp.or_(*(exp.Is(this=a.copy(), expression=exp.Null()) for a in nullable))
+    kept = type(node)(this=args[0], expressions=args[1:])
+    return exp.Case(ifs=[exp.If(this=any_null, true=exp.Null())], default=kept)
+
+
 def _date_type() -> exp.DataType:
     return exp.DataType.build(exp.DataType.Type.DATE)
 
@@ -188,7 +211,7 @@ class DialectRules:
         )
 
     def to_double(self, value: exp.Expression) -> exp.Expression:
-        return exp.Cast(this=value, to=exp.DataType.build(exp.DataType.Type.DOUBLE))
+        return as_double(value)
 
     # -- periods ------------------------------------------------------------------------
     def bucket(
@@ -220,9 +243,18 @@ class DialectRules:
         """``left % right``, truncated like DuckDB (sign of the left operand)."""
         return exp.Mod(this=left, expression=right)
 
+    #: Node type → rewrite, applied by :meth:`finish` wherever such a node appears: for
+    #: operators and functions an engine renders wrongly (empty for the portable default).
+    REWRITES: ClassVar[dict[type[exp.Expression], Callable[[Any], exp.Expression]]] = {}
+
     def finish(self, query: exp.Select) -> exp.Select:
-        """The whole statement, last: rewrite what sqlglot renders wrongly for this engine
-        wherever it appears (operators, functions). The portable default changes nothing."""
+        """The whole statement, last: apply :attr:`REWRITES`, deepest node first, so a
+        rewritten node never holds a node still to rewrite."""
+        if not self.REWRITES:
+            return query
+        for node in reversed(list(query.find_all(*self.REWRITES))):
+            rewrite = next(f for kind, f in self.REWRITES.items() if isinstance(node, kind))
+            node.replace(rewrite(node))
         return query
 
     def spine(self, periods: Sequence[dt.date]) -> exp.Select:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from kpiengine.dialects import DialectRules
+from kpiengine.dialects import DialectRules, as_double, null_if_any_null
 
 
 def _numeric(value: exp.Expression) -> exp.Expression:
@@ -22,24 +22,8 @@ def _numeric(value: exp.Expression) -> exp.Expression:
     return exp.Cast(this=value, to=exp.DataType.build(exp.DataType.Type.DECIMAL))
 
 
-def _double(value: exp.Expression) -> exp.Expression:
-    return exp.Cast(this=value, to=exp.DataType.build(exp.DataType.Type.DOUBLE))
-
-
 class Rules(DialectRules):
     """PostgreSQL: ROUND and % on numeric, null-propagating GREATEST/LEAST."""
-
-    def finish(self, query: exp.Select) -> exp.Select:
-        # deepest first, so a rewritten node never holds a node still to rewrite
-        nodes = list(query.find_all(exp.Round, exp.Mod, exp.Greatest, exp.Least))
-        for node in reversed(nodes):
-            if isinstance(node, exp.Round):
-                node.replace(self._round(node))
-            elif isinstance(node, exp.Mod):
-                node.replace(self._mod(node))
-            else:
-                node.replace(self._greatest_least(node))  # type: ignore[arg-type]
-        return query
 
     @staticmethod
     def _round(node: exp.Round) -> exp.Expression:
@@ -48,7 +32,7 @@ class Rules(DialectRules):
         # not exist"). Round the value as numeric and give back a double, as DuckDB does.
         decimals = node.args.get("decimals")
         rounded = exp.Round(this=_numeric(node.this), decimals=decimals)
-        return _double(rounded)
+        return as_double(rounded)
 
     @staticmethod
     def _mod(node: exp.Mod) -> exp.Expression:
@@ -57,16 +41,10 @@ class Rules(DialectRules):
         # DuckDB's fmod (the result has the sign of the dividend).
         return exp.Mod(this=_numeric(node.this), expression=_numeric(node.expression))
 
-    @staticmethod
-    def _greatest_least(node: exp.Greatest | exp.Least) -> exp.Expression:
-        # PostgreSQL's GREATEST/LEAST skip nulls; kpiengine's (as rendered for DuckDB,
-        # SQLite, BigQuery, Snowflake) are null when any argument is null.
-        if node.args.get("ignore_nulls") or not node.expressions:
-            return node
-        args = [node.this, *node.expressions]
-        nullable = [a for a in args if not isinstance(a, exp.Literal)]
-        if not nullable:
-            return node
-        any_null = exp.or_(*(exp.Is(this=a.copy(), expression=exp.Null()) for a in nullable))
-        kept = type(node)(this=args[0], expressions=args[1:])
-        return exp.Case(ifs=[exp.If(this=any_null, true=exp.Null())], default=kept)
+    # PostgreSQL's GREATEST/LEAST skip nulls; kpiengine's are null when an argument is
+    REWRITES = {
+        exp.Round: _round,
+        exp.Mod: _mod,
+        exp.Greatest: null_if_any_null,
+        exp.Least: null_if_any_null,
+    }

@@ -18,15 +18,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from kpiengine.dialects import DialectRules
-
-_DOUBLE = exp.DataType.Type.DOUBLE
-
-
-def _double(value: exp.Expression) -> exp.Expression:
-    if isinstance(value, exp.Cast) and value.to.is_type(_DOUBLE):
-        return value
-    return exp.Cast(this=value, to=exp.DataType.build(_DOUBLE))
+from kpiengine.dialects import DialectRules, as_double, null_if_any_null
 
 
 class Rules(DialectRules):
@@ -40,18 +32,6 @@ class Rules(DialectRules):
         # interpolation, like PERCENTILE_CONT; it skips nulls and is null for no rows.
         return exp.Anonymous(this="PERCENTILE", expressions=[value, fraction])
 
-    def finish(self, query: exp.Select) -> exp.Select:
-        # deepest first, so a rewritten node never holds a node still to rewrite
-        nodes = list(query.find_all(exp.Avg, exp.Greatest, exp.Least, exp.Round))
-        for node in reversed(nodes):
-            if isinstance(node, exp.Avg):
-                node.replace(self._avg(node))
-            elif isinstance(node, exp.Round):
-                node.replace(self._round(node))
-            else:
-                node.replace(self._greatest_least(node))  # type: ignore[arg-type]
-        return query
-
     @staticmethod
     def _avg(node: exp.Avg) -> exp.Expression:
         # AVG of a DECIMAL (a column, or `x * 1.5`: Spark reads 1.5 as DECIMAL(2,1)) is a
@@ -60,21 +40,7 @@ class Rules(DialectRules):
         # An average in double is what DuckDB returns for decimals too.
         if isinstance(node.this, exp.Distinct):
             return node
-        return exp.Avg(this=_double(node.this))
-
-    @staticmethod
-    def _greatest_least(node: exp.Greatest | exp.Least) -> exp.Expression:
-        # Spark's GREATEST/LEAST skip nulls: greatest(null, 60) is 60. kpiengine's are null
-        # when any argument is null (sqlglot renders them so for DuckDB).
-        if node.args.get("ignore_nulls") or not node.expressions:
-            return node
-        args = [node.this, *node.expressions]
-        nullable = [a for a in args if not isinstance(a, exp.Literal)]
-        if not nullable:
-            return node
-        any_null = exp.or_(*(exp.Is(this=a.copy(), expression=exp.Null()) for a in nullable))
-        kept = type(node)(this=args[0], expressions=args[1:])
-        return exp.Case(ifs=[exp.If(this=any_null, true=exp.Null())], default=kept)
+        return exp.Avg(this=as_double(node.this))
 
     @staticmethod
     def _round(node: exp.Round) -> exp.Expression:
@@ -113,6 +79,14 @@ class Rules(DialectRules):
         )
         plain = exp.Round(this=value.copy(), decimals=decimals.copy())
         return exp.Case(ifs=[exp.If(this=is_double, true=scaled)], default=plain)
+
+    # Spark's GREATEST/LEAST skip nulls (greatest(null, 60) is 60); kpiengine's are null
+    REWRITES = {
+        exp.Avg: _avg,
+        exp.Round: _round,
+        exp.Greatest: null_if_any_null,
+        exp.Least: null_if_any_null,
+    }
 
 
 def _paren(value: exp.Expression) -> exp.Expression:
