@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast lint format bench clean browser
+.PHONY: demo test test-fast lint format bench clean browser fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,13 @@ lint: $(VENV)/.test
 format: $(VENV)/.test
 	$(BIN)/ruff check --fix kpiengine tests bench plugins
 	$(BIN)/ruff format kpiengine tests bench plugins
+
+# Property-based fuzzing of definitions (tests/test_fuzz.py): token sequences, typed
+# expressions and rules, YAML documents. `make test` runs 20 000 examples; this runs more.
+KPI_FUZZ_EXAMPLES ?= 100000
+fuzz: $(VENV)/.test
+	KPI_FUZZ_EXAMPLES=$(KPI_FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -m slow -p no:cacheprovider \
+		--hypothesis-show-statistics tests/test_fuzz.py $(PYTEST_ARGS)
 
 bench: $(VENV)/.test  # prints ratios against same-run baselines; see docs/performance.md
 	$(BIN)/python bench/startup.py

@@ -40,7 +40,12 @@ class KpiProject:
         end: str | dt.date | None = None,
         by: Iterable[str] = (),
         where: str | None = None,
+        max_periods: int | None = None,
     ) -> RunRequest:
+        """The request for ``kpis``; ``max_periods`` caps the periods the statement
+        produces, look-back included (default: ``KPI_MAX_PERIODS``, else 100 000)."""
+        from kpiengine.periods import max_periods as period_limit
+
         names = tuple(self.model.kpis) if kpis is None else tuple(kpis)
         return RunRequest(
             names,
@@ -48,7 +53,8 @@ class KpiProject:
             _date(start, "start"),
             _date(end, "end"),
             tuple(by),
-            parse_where(where) if where else None,
+            parse_where(where) if where is not None else None,
+            max_periods=period_limit(max_periods),
         )
 
     def plan(self, kpis: Iterable[str] | None = None, **options: object) -> Plan:
@@ -120,8 +126,9 @@ class KpiProject:
         earlier = add_periods(first, grain, -1)
         result = self.run(names, connection, grain=grain, start=earlier, end=end_date, **options)
         keep = [r for r in result.rows if r.period is None or r.period >= first]
+        kept = set(keep)  # once: a set per status made a long range quadratic
         result.rows = keep
-        result.statuses = {r: s for r, s in result.statuses.items() if r in set(keep)}
+        result.statuses = {r: s for r, s in result.statuses.items() if r in kept}
         result.alerts = [a for a in result.alerts if a.period is None or a.period >= first]
         result.start = start_date
         return result
@@ -137,28 +144,29 @@ def load(path: str | Path | None = None) -> KpiProject:
 
 
 def load_and_check(
-    path: str | Path | None = None, lint: bool = True
+    path: str | Path | None = None, lint: bool = True, allow_plugins: bool = True
 ) -> tuple[Project, list[Diagnostic]]:
     """Every diagnostic of loading, checking and (with ``lint``) the warnings of
     :mod:`kpiengine.lint`, without raising on definition errors. Codes listed in the
     project's ``validate: {ignore: [...]}`` are left out, except errors: an error means
-    the definitions cannot be computed, and hiding it would only move it to ``kpi run``."""
+    the definitions cannot be computed, and hiding it would only move it to ``kpi run``.
+
+    With ``allow_plugins=False`` (``kpi validate`` of untrusted definitions) the modules
+    of the project's ``plugins:`` list are not imported, nor is the project folder put on
+    ``sys.path``: checking definitions never runs code that came with them. Functions
+    those plugins add are then unknown (KPI303), with a hint saying why."""
     from kpiengine.check import check_project
     from kpiengine.loader import find_project_root, load_project
-    from kpiengine.plugins import add_plugin_modules
 
     root = Path(path) if path is not None else find_project_root()
     project, diagnostics = load_project(root)
-    if project.plugins:
-        import sys
-
-        # a plugin module may sit in the project folder, next to kpiengine.yaml
-        if str(project.root.resolve()) not in sys.path:
-            sys.path.append(str(project.root.resolve()))
-        add_plugin_modules(project.plugins)
+    if project.plugins and allow_plugins:
+        load_project_plugins(project)
     # Check what did load even when some files did not: one broken file must not hide
     # the problems of the others.
-    found = [*diagnostics, *check_project(project)]
+    found = [*diagnostics, *check_project(project), *_offset_problems(project)]
+    if project.plugins and not allow_plugins:
+        found = [_plugins_hint(d, project.plugins) for d in found]
     if lint:
         from kpiengine.lint import lint_project
 
@@ -169,9 +177,69 @@ def load_and_check(
     return project, sorted(found, key=Diagnostic.sort_key)
 
 
+#: ``KPI_ALLOW_PLUGINS=1``: ``kpi validate`` imports the project's plugins (CI of a
+#: repository whose every committer is trusted).
+ALLOW_PLUGINS_ENV = "KPI_ALLOW_PLUGINS"
+
+
+def plugins_allowed_by_environment() -> bool:
+    import os
+
+    return os.environ.get(ALLOW_PLUGINS_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def load_project_plugins(project: Project) -> None:
+    """Import the modules of the project's ``plugins:`` list: project code, run only by
+    the commands that compute (``run``, ``check``, ``report``, ``compile``...)."""
+    import sys
+
+    from kpiengine.plugins import add_plugin_modules
+
+    # a plugin module may sit in the project folder, next to kpiengine.yaml
+    if str(project.root.resolve()) not in sys.path:
+        sys.path.append(str(project.root.resolve()))
+    add_plugin_modules(project.plugins)
+
+
+def _plugins_hint(diagnostic: Diagnostic, plugins: Sequence[str]) -> Diagnostic:
+    """An unknown function may come from a project plugin that validation did not load."""
+    if diagnostic.code != "KPI303":
+        return diagnostic
+    import dataclasses
+
+    hint = (
+        f"the project lists plugins: {', '.join(plugins)}; they were not loaded, since "
+        "validation runs no project code: run with --allow-plugins (or "
+        f"{ALLOW_PLUGINS_ENV}=1) to load them"
+    )
+    if diagnostic.hint:
+        hint = f"{hint}; else {diagnostic.hint}"
+    return dataclasses.replace(diagnostic, hint=hint)
+
+
+def _offset_problems(project: Project) -> list[Diagnostic]:
+    """KPI402: time-function offsets over the period limit, found without a run."""
+    from kpiengine.periods import max_periods
+    from kpiengine.timeplan import offset_problems
+
+    limit = max_periods()
+    found: list[Diagnostic] = []
+    for kpi in project.kpis.values():
+        if kpi.expression.tree is not None:
+            found.extend(offset_problems(kpi.expression.tree, limit))
+    return found
+
+
 def parse_where(text: str) -> Expression:
+    """``--where`` as an expression; an empty or blank one is a usage error, not "no
+    filter": a script that passes an empty variable must not silently widen a run."""
     from kpiengine.parse import parse_expression
 
+    if not text.strip():
+        raise UsageError(
+            "--where is empty; give a condition over dimensions, e.g. "
+            "--where \"region = 'emea'\", or leave the flag out"
+        )
     origin = TextOrigin.standalone("--where", text)
     tree, problems = parse_expression(text, origin)
     if problems:

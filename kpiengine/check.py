@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from kpiengine.ast import Between, Binary, Call, InList, IsNull, Literal, Name, Node, Unary
+from kpiengine.ast import Between, Binary, Call, InList, IsNull, Literal, Name, Node, Unary, walk
 from kpiengine.diagnostics import Diagnostic, did_you_mean
 from kpiengine.functions import AGGREGATE, TIME, FunctionRegistry, default_registry
 from kpiengine.model import Expression, Kpi, Project, Rule, Source
@@ -31,6 +31,9 @@ from kpiengine.resolve import (
 from kpiengine.source import Span
 
 TEMPORAL = frozenset({"date", "timestamp"})
+#: Bound on round()'s digits: past it a double no longer changes (rules clamp there too),
+#: and engines refuse digits beyond 32 bits.
+MAX_DIGITS = 400
 TYPE_WORDS = {
     "number": "a number",
     "string": "text",
@@ -141,8 +144,19 @@ class _Checker:
         return "boolean"
 
     def _Binary(self, node: Binary, inside: bool) -> str:
-        left = self.infer(node.left, inside)
-        right = self.infer(node.right, inside)
+        # A flat chain `a + b + ... + z` is a left-deep tree as tall as it is long: walk
+        # its left spine in a loop, so only real nesting costs Python stack. (The parser
+        # still counts a chain as nesting, because plan and compile recurse on it.)
+        spine = [node]
+        while isinstance(spine[-1].left, Binary):
+            spine.append(spine[-1].left)
+        kind = self.infer(spine[-1].left, inside)
+        for current in reversed(spine):
+            kind = self._binary(current, kind, self.infer(current.right, inside))
+        return kind
+
+    def _binary(self, node: Binary, left: str, right: str) -> str:
+        """The type of ``node`` given the types of its two sides."""
         if node.op in ("and", "or"):
             self._expect(left, ("boolean",), node.left.span, f"`{node.op}`")
             self._expect(right, ("boolean",), node.right.span, f"`{node.op}`")
@@ -231,6 +245,8 @@ class _Checker:
                 span,
                 spec.description,
             )
+        if spec.needs_column and scope.mode == "aggregate" and node.args:
+            self._needs_column(node)
         now_inside = inside or spec.kind == AGGREGATE
         kinds: list[str] = []
         for index, arg in enumerate(node.args):
@@ -248,7 +264,31 @@ class _Checker:
             return self._common(branches, node)
         return spec.returns
 
+    def _needs_column(self, node: Call) -> None:
+        """Refuse a constant as the value of an aggregate such as `percentile`: it
+        passes here but fails on the engine (`percentile(0.0, 0.5)` is a binder error)."""
+        value = node.args[0]
+        if not any(isinstance(n, Name) for n in walk(value)):
+            self.scope.error(
+                "KPI316",
+                f"the value of `{node.name}` must use a column; "
+                f"`{_shorten(_text(value))}` is a constant",
+                value.span,
+                f"e.g. {node.name}(amount{', 0.9' if len(node.args) > 1 else ''})",
+            )
+
     def _check_param(self, function: str, param: str, arg: Node, kind: str) -> None:
+        if param == "digits":
+            digits = _whole_literal(arg)
+            if digits is None or not -MAX_DIGITS <= digits <= MAX_DIGITS:
+                self.scope.error(
+                    "KPI316",
+                    f"the number of decimals in `{function}` must be a whole number "
+                    f"from -{MAX_DIGITS} to {MAX_DIGITS}",
+                    arg.span,
+                    f"e.g. {function}(x, 2); {function}(x, -3) rounds to thousands",
+                )
+            return
         if param in ("fraction", "periods"):
             value = arg.value if isinstance(arg, Literal) and arg.kind == "number" else None
             if param == "fraction" and (value is None or not 0 <= value <= 1):
@@ -324,6 +364,20 @@ _AGGREGATE_HINTS = {
     "that has `source:`",
     "rule": "a rule compares KPI values; aggregate in a KPI and name that KPI here",
 }
+
+
+def _whole_literal(node: Node) -> int | None:
+    """The value of a whole-number literal such as `2` or `-3`; None for anything else."""
+    sign = 1
+    if isinstance(node, Unary) and node.op == "-":
+        sign, node = -1, node.operand
+    if isinstance(node, Literal) and node.kind == "number" and isinstance(node.value, int):
+        return sign * node.value
+    return None
+
+
+def _shorten(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _text(node: Node) -> str:
@@ -471,6 +525,18 @@ def _check_derived(project: Project, kpi: Kpi, functions: FunctionRegistry) -> l
     if kpi.expression.tree is not None:
         kind = check_expression(kpi.expression.tree, scope)
         _expect_number(scope, kind, kpi.expression)
+        named = any(isinstance(node, Name) for node in walk(kpi.expression.tree))
+        if not named and kind in ("number", "null"):  # else KPI305 says enough
+            # A constant has no data to span periods with: `kpi run` had no range to
+            # default to, and nothing to group by. Not a KPI: refuse it by name.
+            scope.error(
+                "KPI105",
+                f"a derived KPI combines other KPIs by name, but "
+                f"`{_shorten(kpi.expression.text)}` names none",
+                kpi.expression.span,
+                "give it `source:` and an aggregate, e.g. `count()`, or name a KPI, "
+                "e.g. `revenue / 2`",
+            )
     for key, value in (
         ("filter", kpi.filter),
         ("time", kpi.time),

@@ -7,7 +7,11 @@ Exit codes (SPEC §6): 0 fine, 1 findings or definition errors, 2 usage errors,
 from __future__ import annotations
 
 import functools
+import logging
+import re
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -69,6 +73,7 @@ class Query:
     project_path: Path | None
     connector_url: str | None
     plugins: tuple[str, ...]
+    max_periods: int | None = None
     _project: Any = None
 
     @property
@@ -98,6 +103,7 @@ class Query:
             "end": self.end,
             "by": self.by,
             "where": self.where,
+            "max_periods": self.max_periods,
         }
 
     def connect(self) -> Any:
@@ -117,6 +123,7 @@ _QUERY_FIELDS = (
     "project_path",
     "connector_url",
     "plugins",
+    "max_periods",
 )
 
 
@@ -152,6 +159,14 @@ def _query_command(function: Any) -> Any:
             help="Row filter over dimensions, e.g. \"accounts.segment = 'smb'\".",
         ),
         click.option("--all", "all_kpis", is_flag=True, help="Every KPI of the project."),
+        click.option(
+            "--max-periods",
+            "max_periods",
+            type=click.IntRange(min=1),
+            metavar="N",
+            help="Most periods one statement may produce, look-back included "
+            "(default: $KPI_MAX_PERIODS, else 100000).",
+        ),
     ]
     callback = _common(callback)
     for option in reversed(options):
@@ -211,6 +226,160 @@ def computing(names: list[str] | None) -> Iterator[None]:
         yield
 
 
+class _Collected(logging.Handler):
+    """Keeps the messages of a logger, to show them as warnings instead of raw log lines."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextmanager
+def dialect_warnings(dialect: str) -> Iterator[None]:
+    """Show what sqlglot could not translate for ``dialect`` as one ``kpi: warning:`` line
+    each (once), instead of its raw log lines on stderr."""
+    logger = logging.getLogger("sqlglot")
+    handler = _Collected()
+    logger.addHandler(handler)  # found first: Python's bare last-resort output is not used
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        for message in dict.fromkeys(handler.messages):
+            say(f"kpi: warning: {dialect} cannot express this: {message}")
+
+
+#: where a URL or a ``user:secret@`` may start and end in a message
+_TOKEN = re.compile(r"[^\s`'\"()<>\[\]]+")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
+_LONGEST_SHOWN = 2000  # a longer URL is shown as its scheme and length
+
+
+def redact_urls(text: str) -> str:
+    """``text`` with every URL in it passed through the one redaction function,
+    :func:`kpiengine.connectors.redact_url`, and any other ``user:secret@`` hidden too:
+    no message of the CLI shows a password, even of a URL too malformed to parse.
+
+    Token by token, in linear time: a flag may be megabytes long, and a message echoing
+    it must not take minutes (a regex that retries at every position would)."""
+    return _TOKEN.sub(lambda match: _redact_token(match.group(0)), text)
+
+
+def _redact_token(token: str) -> str:
+    from kpiengine.connectors import redact_url
+
+    scheme = _SCHEME.match(token)
+    if scheme and len(token) > _LONGEST_SHOWN:
+        return f"{scheme.group(0)}... ({len(token):,} characters)"
+    if scheme:
+        token = redact_url(token)
+    at = token.rfind("@")
+    if at < 0:
+        return token
+    # user:secret@ is hidden from the first `:` not followed by `/` (a scheme's) to the
+    # last `@`, as redact_url does in a well-formed URL
+    colon = 0
+    while True:
+        colon = token.find(":", colon, at)
+        if colon < 0:
+            return token
+        if not token.startswith("/", colon + 1):
+            break
+        colon += 1
+    if token[colon + 1 : at] == "***":
+        return token
+    return f"{token[: colon + 1]}***{token[at:]}"
+
+
+_without_password = redact_urls  # the name tests/test_semantics.py knows
+
+_LONGEST_LINE = 2000
+
+
+def say(text: str, nl: bool = True) -> None:
+    """Write a message to stderr: URLs redacted, and any line over 2 000 characters cut in
+    the middle, so that echoing a megabyte-long flag stays readable (and fast)."""
+    lines = []
+    for line in redact_urls(text).split("\n"):
+        if len(line) > _LONGEST_LINE:
+            cut = len(line) - 600
+            line = f"{line[:500]}... ({cut:,} characters) ...{line[-100:]}"
+        lines.append(line)
+    click.echo("\n".join(lines), err=True, nl=nl)
+
+
+def _check_writable(path: Path) -> None:
+    """A usage error (exit 2) before any work when ``path`` cannot be written: its folder
+    is missing, or it is a folder."""
+    if _is_stream(path):
+        return
+    target = path.resolve()
+    folder = target.parent
+    if not folder.is_dir():
+        raise UsageError(f"cannot write `{path}`: the folder `{path.parent}` does not exist")
+    if target.is_dir():
+        raise UsageError(f"cannot write `{path}`: it is a folder; give a file name")
+
+
+def _is_stream(path: Path) -> bool:
+    """A device, FIFO or socket (``/dev/stdout``, ``/dev/null``): written in place."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISBLK(mode)
+
+
+def _write_output(path: Path, text: str) -> None:
+    """Write whole or not at all: a temporary file beside the target, then a rename, done
+    on the file a symlink names (never replacing the link). A device or FIFO is written
+    in place: renaming over ``/dev/null`` would replace the device itself (as root).
+    What the file system refuses (permissions, a full disk) is a usage error naming the
+    file, never a traceback."""
+    from kpiengine.demo import write_atomically
+
+    _check_writable(path)
+    try:
+        if _is_stream(path):
+            with path.open("w", encoding="utf-8") as handle:
+                handle.write(text)
+        else:
+            write_atomically(path.resolve(), text)
+    except OSError as error:
+        raise UsageError(f"cannot write `{path}`: {error.strerror or error}") from None
+
+
+_LARGEST_TEMPLATE = 1_000_000
+
+
+def _check_template(path: Path) -> None:
+    """A usage error unless ``--template`` is a regular UTF-8 text file of at most 1 MB:
+    not a device (``/dev/zero`` reads forever), a FIFO (blocks) or a binary file."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+        if not stat.S_ISREG(mode):
+            raise UsageError(f"--template `{path}` is not a regular file")
+        with path.open("rb") as handle:
+            data = handle.read(_LARGEST_TEMPLATE + 1)
+    except OSError as error:
+        raise UsageError(f"cannot read --template `{path}`: {error.strerror or error}") from None
+    if len(data) > _LARGEST_TEMPLATE:
+        raise UsageError(f"--template `{path}` is larger than {_LARGEST_TEMPLATE:,} bytes")
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise UsageError(
+            f"--template `{path}` is not UTF-8 text (byte {error.start + 1})"
+        ) from None
+
+
 # -- commands --------------------------------------------------------------------------
 
 
@@ -240,12 +409,20 @@ def computing(names: list[str] | None) -> Iterator[None]:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the report to this file instead of standard output.",
 )
+@click.option(
+    "--allow-plugins",
+    "allow_plugins",
+    is_flag=True,
+    help="Import the modules of the project's `plugins:` list (project code; off by "
+    "default, also on with KPI_ALLOW_PLUGINS=1).",
+)
 @_common
 def validate(
     path: Path | None,
     fmt: str,
     fail_on: str | None,
     output_file: Path | None,
+    allow_plugins: bool,
     project_path: Path | None,
     connector_url: str | None,
     plugins: tuple[str, ...],
@@ -253,7 +430,9 @@ def validate(
     """Check definition files: schema, language, names, types, cycles, and warnings
     (KPI6xx) about unused sources, undocumented KPIs and the like.
 
-    Every problem in every file is reported, in file and line order.
+    Every problem in every file is reported, in file and line order. Validation runs no
+    code that comes with the definitions: the project's `plugins:` are imported only with
+    --allow-plugins (or KPI_ALLOW_PLUGINS=1); installed plugins and --plugin always load.
 
     \b
     Exit 0 when nothing is at or above --fail-on, 1 when something is,
@@ -272,9 +451,12 @@ def validate(
     from kpiengine.formats.report import Report
     from kpiengine.plugins import add_plugin_modules
 
+    if output_file is not None:
+        _check_writable(output_file)
     if plugins:
         add_plugin_modules(plugins)
-    model, diagnostics = api.load_and_check(path or project_path)
+    allowed = allow_plugins or api.plugins_allowed_by_environment()
+    model, diagnostics = api.load_and_check(path or project_path, allow_plugins=allowed)
     if connector_url:  # also: do the tables, columns and types exist in the warehouse?
         from kpiengine.diagnostics import Diagnostic
         from kpiengine.introspect import check_warehouse
@@ -292,7 +474,7 @@ def validate(
     report = Report.of(model, diagnostics, level, colour)
     output = formatter(fmt)(report)
     if output_file is not None:
-        output_file.write_text(output + "\n" if output else "", encoding="utf-8")
+        _write_output(output_file, output + "\n" if output else "")
     elif output:
         click.echo(output)
     if report.failed:
@@ -344,7 +526,8 @@ def compile_command(query: Query, dialect: str) -> None:
     Example:
       kpi compile win_rate --dialect snowflake --grain month --by region
     """
-    sql = query.project.compile(query.names(), dialect=dialect, **query.options)
+    with dialect_warnings(dialect):
+        sql = query.project.compile(query.names(), dialect=dialect, **query.options)
     click.echo(sql + ";")
 
 
@@ -369,7 +552,7 @@ def run_command(query: Query, fmt: str) -> None:
 
     project, names = query.project, query.names()
     project.plan(names, **query.options)  # definition errors before opening the engine
-    with query.connect() as connection, computing(names):
+    with query.connect() as connection, computing(names), dialect_warnings(connection.dialect):
         result = project.run(names, connection, **query.options)
     if fmt == "json":
         click.echo(result_json(result))
@@ -424,7 +607,11 @@ def check_command(
     options = _key_values(notify_options, "--notify-option")
     targets = [_notifier_target(n) for n in (notify or ("console",))]
     notifiers = [(find_notifier(name), target) for name, target in targets]
-    with query.connect() as connection, computing(names):
+    for notifier, target in notifiers:  # a bad option or URL: usage error before any query
+        check_options = getattr(notifier, "check_options", None)
+        if check_options is not None:
+            check_options({**options, "target": target})
+    with query.connect() as connection, computing(names), dialect_warnings(connection.dialect):
         result = project.check(names, connection, **query.options)
     failures = []
     for notifier, target in notifiers:
@@ -435,18 +622,11 @@ def check_command(
     fired = [a for a in result.alerts if SEVERITY_ORDER[a.severity] >= SEVERITY_ORDER[fail_on]]
     click.echo(f"{len(result.alerts)} alert(s), {len(fired)} at or above {fail_on}", err=True)
     for failure in failures:
-        click.echo(f"kpi: notifier error: {failure}", err=True)
+        say(f"kpi: notifier error: {failure}")
     if fired:
         sys.exit(1)
     if failures:
         sys.exit(3)
-
-
-def _without_password(url: str) -> str:
-    """A URL fit to print: ``user:secret@host`` becomes ``user:***@host``."""
-    import re
-
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
 
 
 def _notifier_target(text: str) -> tuple[str, str | None]:
@@ -492,18 +672,20 @@ def report_command(query: Query, renderer: str, template: Path | None, output: P
       kpi report --all --from 2025-01-01 --to 2026-01-01 -o report.html
       kpi report win_rate --by region --renderer markdown -o report.md
     """
-    from kpiengine.demo import write_atomically
     from kpiengine.render import find_renderer
     from kpiengine.report import build_report
 
+    _check_writable(output)  # before the work, not after it
+    if template is not None:
+        _check_template(template)
     project, names = query.project, query.names(default="all")
     chosen = find_renderer(renderer)
-    with query.connect() as connection, computing(names):
+    with query.connect() as connection, computing(names), dialect_warnings(connection.dialect):
         result = project.run(names, connection, **query.options)
     report = build_report(project.model, result, result.alerts, result.statuses)
     text = chosen.render(report, template)
-    write_atomically(output, text)
-    click.echo(f"wrote {output} ({len(report.cards)} KPIs, {len(result.alerts)} alerts)", err=True)
+    _write_output(output, text)
+    say(f"wrote {output} ({len(report.cards)} KPIs, {len(result.alerts)} alerts)")
 
 
 @cli.command()
@@ -531,7 +713,9 @@ def explain(
 
         hint = did_you_mean(kpi, project.model.kpis)
         raise UsageError(f"unknown KPI `{kpi}`" + (f"; {hint}" if hint else ""))
-    click.echo(explain_kpi(project, kpi, dialect))
+    with dialect_warnings(dialect):
+        text = explain_kpi(project, kpi, dialect)
+    click.echo(text)
 
 
 @cli.command()
@@ -556,6 +740,8 @@ def schema(kind: str | None, write_dir: Path | None) -> None:
 
     kinds = ["project", "source", "kpi", "rule"]
     if write_dir is not None:
+        if write_dir.exists() and not write_dir.is_dir():
+            raise UsageError(f"cannot write schemas into `{write_dir}`: it is a file")
         write_dir.mkdir(parents=True, exist_ok=True)
         for name in kinds:
             (write_dir / f"{name}.schema.json").write_text(
@@ -569,8 +755,23 @@ def schema(kind: str | None, write_dir: Path | None) -> None:
         click.echo(json.dumps(schema_for(kind), indent=2))
 
 
+#: a sanity bound on generated rows: an absurd --rows is refused at once, not after
+#: minutes of allocation (10 million is the largest size measured, SPEC §12)
+MAX_SAMPLE_ROWS = 100_000_000
+
+
+def _rows_option(function: Any) -> Any:
+    return click.option(
+        "--rows",
+        default=100_000,
+        show_default=True,
+        type=click.IntRange(max=MAX_SAMPLE_ROWS),
+        help="Opportunities to generate (100 to 100,000,000).",
+    )(function)
+
+
 @cli.command()
-@click.option("--rows", default=100_000, show_default=True, help="Opportunities to generate.")
+@_rows_option
 @click.option("--seed", default=42, show_default=True, help="Random seed (same seed, same data).")
 @click.option(
     "--out",
@@ -605,7 +806,7 @@ def demo(rows: int, seed: int, out: Path) -> None:
     metavar="URL",
     help="duckdb:///file.duckdb, sqlite:///file.db, files:///dir (?format=csv).",
 )
-@click.option("--rows", default=100_000, show_default=True, help="Opportunities to generate.")
+@_rows_option
 @click.option("--seed", default=42, show_default=True)
 @click.option("--replace", is_flag=True, help="Replace sample tables that already exist.")
 def sample_data(url: str, rows: int, seed: int, replace: bool) -> None:
@@ -631,7 +832,7 @@ def sample_data(url: str, rows: int, seed: int, replace: bool) -> None:
         )
     total = sum(counts.values())
     click.echo(
-        f"wrote {len(counts)} tables, {total:,} rows to {_without_password(url)} in "
+        f"wrote {len(counts)} tables, {total:,} rows to {redact_urls(url)} in "
         f"{time.perf_counter() - began:.1f} s"
     )
 
@@ -676,46 +877,161 @@ def plugins_command(project_path: Path | None, plugins: tuple[str, ...]) -> None
 # -- entry point -----------------------------------------------------------------------
 
 
+class _Interrupts:
+    """Ctrl-C (SIGINT) while the CLI runs: stop the engine now, say ``aborted``, exit 130.
+
+    Two paths, since Python runs signal handlers only between bytecodes: in Python code,
+    the handler raises KeyboardInterrupt as usual; while an engine runs a statement in
+    native code, a watcher thread woken through :func:`signal.set_wakeup_fd` asks it to
+    stop (:func:`kpiengine.execute.interrupt_running`), and the engine's own error comes
+    out (DuckDB "Query interrupted", SQLite "interrupted"). Either way the user asked to
+    stop, so ``seen`` decides the exit, whatever the exception.
+    """
+
+    def __init__(self) -> None:
+        self.seen = False
+        self.finishing = False  # main is reporting: a late signal must not raise there
+        self._previous: Any = None
+        self._wakeup: tuple[Any, Any] | None = None
+        self._previous_fd = -1
+
+    def __enter__(self) -> _Interrupts:
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        self._previous = signal.getsignal(signal.SIGINT)
+        signal.signal(signal.SIGINT, self._interrupt)
+        import socket
+
+        reader, writer = socket.socketpair()
+        writer.setblocking(False)
+        try:
+            self._previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+        except ValueError:  # not allowed here: the handler alone still works
+            reader.close()
+            writer.close()
+            return self
+        self._wakeup = (reader, writer)
+        threading.Thread(target=self._watch, args=(reader,), daemon=True).start()
+        return self
+
+    def _interrupt(self, signum: int, frame: Any) -> None:
+        self.seen = True
+        if not self.finishing:
+            raise KeyboardInterrupt
+
+    def _watch(self, reader: Any) -> None:
+        from kpiengine.execute import interrupt_running
+
+        with reader:  # until __exit__ closes the other end
+            while True:
+                try:
+                    data = reader.recv(64)
+                except OSError:
+                    return
+                if not data:
+                    return
+                if signal.SIGINT in data:
+                    self.seen = True
+                    interrupt_running()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is None:
+            return
+        signal.signal(signal.SIGINT, self._previous)
+        if self._wakeup is not None:
+            signal.set_wakeup_fd(self._previous_fd)
+            self._wakeup[1].close()  # the watcher reads the end of it and stops
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; map every error to a message and an exit code, never a traceback."""
+    with _Interrupts() as interrupts:
+        try:
+            if argv is not None:
+                _check_arguments(argv)
+            with _warnings_as_lines():
+                cli.main(args=argv, prog_name="kpi", standalone_mode=False)
+        except BaseException as error:
+            interrupts.finishing = True
+            if interrupts.seen or isinstance(error, KeyboardInterrupt | click.exceptions.Abort):
+                click.echo("aborted", err=True)
+                return 130
+            return _exit_code(error)
+    return 0
+
+
+def _check_arguments(argv: list[str]) -> None:
+    """What a process's arguments cannot hold but a caller of :func:`main` can pass: a NUL,
+    or a lone surrogate (which no file name or output can encode)."""
+    for arg in argv:
+        if "\x00" in arg:
+            raise UsageError("an argument contains a NUL character")
+        try:
+            arg.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            raise UsageError("an argument is not valid Unicode (a lone surrogate)") from None
+
+
+@contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """kpiengine's logged warnings (a plugin that failed to load) as ``kpi: warning:``
+    lines, URLs redacted, instead of bare log lines."""
+
+    class Echo(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            say(f"kpi: warning: {record.getMessage()}")
+
+    logger = logging.getLogger("kpiengine")
+    handler = Echo(logging.WARNING)
+    logger.addHandler(handler)  # found first: Python's bare last-resort output is not used
     try:
-        cli.main(args=argv, prog_name="kpi", standalone_mode=False)
-    except click.exceptions.Exit as done:
-        return int(done.exit_code or 0)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        return 130
-    except click.ClickException as error:
-        error.show()
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
+def _exit_code(error: BaseException) -> int:
+    """Show ``error`` (URLs redacted) and return the exit code its kind has (SPEC §6)."""
+    if isinstance(error, click.exceptions.Exit):
+        return int(error.exit_code or 0)
+    if isinstance(error, click.ClickException):
+        import io
+
+        shown = io.StringIO()
+        error.show(file=shown)
+        say(shown.getvalue(), nl=False)
         return 2
-    except DefinitionError as error:
+    if isinstance(error, DefinitionError):
         _show_definition_error(error)
         return error.exit_code
-    except (UsageError, EngineError) as error:
-        click.echo(
-            f"kpi: {'error' if isinstance(error, UsageError) else 'engine error'}: {error}",
-            err=True,
-        )
+    if isinstance(error, UsageError | EngineError):
+        kind = "error" if isinstance(error, UsageError) else "engine error"
+        say(f"kpi: {kind}: {error}")
         return error.exit_code
-    except KpiError as error:
-        click.echo(f"kpi: {error}", err=True)
+    if isinstance(error, KpiError):
+        say(f"kpi: {error}")
         return error.exit_code
-    except SystemExit as done:
-        return int(done.code or 0) if isinstance(done.code, int | None) else 1
-    except KeyboardInterrupt:
-        return 130
-    except Exception as error:  # last resort: a bug of ours, still no traceback
-        click.echo(
-            f"kpi: internal error: {error!r}\n  hint: please report this with the "
-            "command you ran (set KPI_DEBUG=1 to see the traceback)",
-            err=True,
-        )
-        import os
-
-        if os.environ.get("KPI_DEBUG"):
-            raise
+    if isinstance(error, SystemExit):
+        return int(error.code or 0) if isinstance(error.code, int | None) else 1
+    if isinstance(error, OSError):  # a path the file system refuses (too long, no access)
+        name = str(error.filename) if error.filename is not None else ""
+        if len(name) > 200:
+            name = f"{name[:60]}... ({len(name):,} characters)"
+        where = f" `{name}`" if name else ""
+        say(f"kpi: error: cannot use{where}: {error.strerror or error}")
         return 2
-    return 0
+    if not isinstance(error, Exception):
+        raise error
+    # last resort: a bug of ours, still no traceback
+    say(
+        f"kpi: internal error: {error!r}\n  hint: please report this with "
+        "the command you ran (set KPI_DEBUG=1 to see the traceback)"
+    )
+    import os
+
+    if os.environ.get("KPI_DEBUG"):
+        raise error
+    return 2
 
 
 def _show_definition_error(error: DefinitionError) -> None:
@@ -724,7 +1040,7 @@ def _show_definition_error(error: DefinitionError) -> None:
 
     texts = getattr(error, "texts", None) or SourceTexts()
     for diagnostic in error.diagnostics:
-        click.echo(render_one(diagnostic, texts), err=True)
+        say(render_one(diagnostic, texts))
 
 
 def entry() -> None:

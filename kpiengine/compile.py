@@ -358,10 +358,12 @@ class _QueryBuilder:
         plan = self.plan
         spine: exp.Expression | None = None
         if self.timed:
-            if plan.periods is not None:
+            if plan.periods is None:
+                spine = self._data_spine()
+            elif plan.periods:
                 spine = self.rules.spine(plan.periods)
             else:
-                spine = self._data_spine()
+                spine = _no_rows(_null_period())
         if not self.dims:
             if spine is None:
                 return _select(exp.alias_(exp.Literal.number(1), "one"))
@@ -387,6 +389,11 @@ class _QueryBuilder:
         them: a KPI shows the values its own rows have after its filter."""
         start = self.plan.first_period
         flags = self.plan.flags
+        if not self.plan.scans:  # only constant KPIs: no source saw any value
+            return _no_rows(
+                *(exp.alias_(exp.Null(), d) for d in self.dims),
+                *(exp.alias_(exp.Literal.number(0), f.alias) for f in flags),
+            )
         parts: list[exp.Select] = []
         for scan in self.plan.scans:
             columns = []
@@ -453,6 +460,8 @@ class _QueryBuilder:
                 plan.project.week_start,
             )
             parts.append(self.rules.spine(periods))
+        if not parts:  # only constant KPIs and no range: no period at all
+            return _no_rows(_null_period())
         union = parts[0]
         for part in parts[1:]:
             union = exp.union(union, part, distinct=True, copy=False)
@@ -467,7 +476,9 @@ class _QueryBuilder:
             by_layer.setdefault(column.layer, []).append(column)
         keys = (["period"] if self.timed else []) + self.dims
         flags = [f.alias for f in plan.flags] if self.dims else []
-        base = _select(*(exp.column(k, table="grid") for k in [*keys, *flags])).from_(
+        # the grid's one column when it has no key: a SELECT needs a column
+        grid_columns = [*keys, *flags] or ["one"]
+        base = _select(*(exp.column(k, table="grid") for k in grid_columns)).from_(
             _table("grid"), copy=False
         )
         for scan in plan.scans:
@@ -491,7 +502,9 @@ class _QueryBuilder:
             ordinal = exp.Window(
                 this=exp.RowNumber(),
                 partition_by=[exp.column(d, table="grid") for d in self.dims] or None,
-                order=exp.Order(expressions=[exp.Ordered(this=exp.column("period", table="grid"))]),
+                order=exp.Order(
+                    expressions=[self.rules.natural_order(exp.column("period", table="grid"))]
+                ),
             )
             base = base.select(exp.alias_(ordinal, "n"), append=True, copy=False)
         for column in by_layer.get(0, []):
@@ -561,7 +574,9 @@ class _QueryBuilder:
         return exp.Window(
             this=function,
             partition_by=[exp.column(d, table=table) for d in self.dims] or None,
-            order=exp.Order(expressions=[exp.Ordered(this=exp.column("period", table=table))]),
+            order=exp.Order(
+                expressions=[self.rules.natural_order(exp.column("period", table=table))]
+            ),
             spec=spec,
         )
 
@@ -592,6 +607,19 @@ def _uses(plan: Plan, function: str) -> bool:
 def _select(*columns: exp.Expression) -> exp.Select:
     """A SELECT of ready-made expressions: no parsing, no copying (compile speed)."""
     return exp.select(*columns, copy=False)
+
+
+def _null_period() -> exp.Expression:
+    """``CAST(NULL AS DATE) AS period``: the column of a spine without periods."""
+    return exp.alias_(
+        exp.Cast(this=exp.Null(), to=exp.DataType.build(exp.DataType.Type.DATE)), "period"
+    )
+
+
+def _no_rows(*columns: exp.Expression) -> exp.Select:
+    """A query with these columns and no row (``WHERE 1 = 0`` is valid on every engine)."""
+    never = exp.EQ(this=exp.Literal.number(1), expression=exp.Literal.number(0))
+    return _select(*columns).where(never, copy=False)
 
 
 def _left_join(table: exp.Expression, on: exp.Expression) -> exp.Join:

@@ -7,6 +7,7 @@ open the warehouse read-only wherever the engine allows it (SPEC §5).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -90,3 +91,31 @@ def path_of(url: str) -> str:
     rest = url.split("://", 1)[1]
     path = rest[1:] if rest.startswith("/") else rest
     return path.split("?", 1)[0]
+
+
+#: ``scheme://user:secret@``; the secret runs to the last ``@`` before the query, so that
+#: an unencoded ``/`` or ``@`` in a password is hidden too (over-hiding is harmless)
+#: (anchored, and keys start after a separator: linear time on a megabyte-long URL)
+_USERINFO_PASSWORD = re.compile(r"^(?P<head>[^/?#]*?://[^/?#@:]*):(?P<secret>[^?#]*)@")
+_SECRET_KEY = re.compile(r"pass|pwd|secret|token|key|credential", re.IGNORECASE)
+_QUERY_PAIR = re.compile(r"(?:^|(?<=[&;]))(?P<key>[^&?#=;]+)=(?P<value>[^&#;]*)")
+
+
+def redact_url(url: str) -> str:
+    """``url`` fit to print: the password of ``user:password@`` and the values of query
+    options that hold a secret (``password=``, ``sslpassword=``, ``token=``, ``*key*``...)
+    become ``***``. Everything else stays, so that the user still sees what was wrong.
+
+    Messages must never carry a password (SPEC §5, docs/security.md): every connector
+    echoes a URL through this.
+    """
+    text = _USERINFO_PASSWORD.sub(r"\g<head>:***@", url)
+    base, sep, query = text.partition("?")
+    if not sep:
+        return text
+
+    def hide(match: re.Match[str]) -> str:
+        key = match["key"]
+        return f"{key}=***" if _SECRET_KEY.search(key) else match.group(0)
+
+    return base + sep + _QUERY_PAIR.sub(hide, query)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 from importlib import resources
@@ -89,12 +90,60 @@ def run_demo(
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Write to a temporary file beside the target, then rename: never a partial file."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    """Write to a temporary file beside the target, then rename: never a partial file.
+
+    The file gets the permissions a plain ``open()`` would give it (``0666`` less the
+    umask, usually ``0644``), or keeps those of the file it replaces; ``mkstemp`` alone
+    would leave ``0600``. A folder that does not exist is a usage error naming it: the
+    output path is the user's choice, and creating folders for a typo helps no one.
+    """
+    from kpiengine.errors import UsageError
+
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise UsageError(
+            f"cannot write {path}: folder {folder} does not exist "
+            f"(hint: create it first, e.g. `mkdir -p {folder}`)"
+        )
     try:
+        descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.")
+    except OSError as error:
+        raise UsageError(f"cannot write {path}: {error.strerror or error}") from None
+    try:
+        os.fchmod(descriptor, _mode_for(path))
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(temporary, path)
+    except OSError as error:
+        Path(temporary).unlink(missing_ok=True)
+        raise UsageError(f"cannot write {path}: {error.strerror or error}") from None
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _mode_for(path: Path) -> int:
+    """The mode of the file being replaced, else ``0666`` less the process umask."""
+    try:
+        existing = path.stat()
+    except OSError:
+        existing = None
+    if existing is not None and stat.S_ISREG(existing.st_mode):
+        return stat.S_IMODE(existing.st_mode)
+    return 0o666 & ~current_umask()
+
+
+def current_umask() -> int:
+    """The process umask (Python can only read it by setting it; Linux shows it in
+    /proc, which avoids the brief change where it exists)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

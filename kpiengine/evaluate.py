@@ -10,6 +10,8 @@ any other KPI of the run by name.
 from __future__ import annotations
 
 import datetime as dt
+import math
+import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -210,37 +212,80 @@ def _binary(node: Binary, variables: Callable[[str], Any]) -> Any:
         return None
     if node.op in ("/", "%") and right == 0:
         return None
-    operations: dict[str, Callable[[Any, Any], Any]] = {
-        "+": lambda a, b: a + b,
-        "-": lambda a, b: a - b,
-        "*": lambda a, b: a * b,
-        "/": lambda a, b: a / b,
-        "%": lambda a, b: a % b,
-        "=": lambda a, b: a == b,
-        "!=": lambda a, b: a != b,
-        "<": lambda a, b: a < b,
-        "<=": lambda a, b: a <= b,
-        ">": lambda a, b: a > b,
-        ">=": lambda a, b: a >= b,
-    }
-    return operations[node.op](left, right)
+    operation = _OPERATIONS[node.op]
+    try:
+        return operation(left, right)
+    except OverflowError:
+        # an integer beyond the range of a double (a 400-digit literal): compute in
+        # doubles, as the engines do, where it is ±inf (inf - inf is nan, never an error)
+        return operation(_double(left), _double(right))
+
+
+_OPERATIONS: dict[str, Callable[[Any, Any], Any]] = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
+    "%": operator.mod,
+    "=": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+
+
+def _double(value: Any) -> Any:
+    """A number as a double: ±inf when an integer is too large for one."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return value
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
+def _round(value: Any, digits: Any = 0) -> Any:
+    """``round(x, n)``: nan and ±inf stay as they are; n beyond the precision of a double
+    changes nothing (or gives 0), as on the engines."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return value
+    digits = _double(digits)
+    if isinstance(digits, float):
+        if math.isnan(digits):
+            return None
+        digits = max(min(digits, 400.0), -400.0)  # past ±400 the result no longer changes
+    return round(value, int(digits))
+
+
+def _days_between(start: Any, end: Any) -> int:
+    def day(value: Any) -> dt.date:
+        return value.date() if isinstance(value, dt.datetime) else value
+
+    return (day(end) - day(start)).days
+
+
+_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "abs": abs,
+    "round": _round,
+    "least": lambda *args: min(args),
+    "greatest": lambda *args: max(args),
+    "lower": str.lower,
+    "upper": str.upper,
+    "days_between": _days_between,
+}
 
 
 def _call(node: Call, variables: Callable[[str], Any]) -> Any:
     args = [_eval(a, variables) for a in node.args]
     if node.name == "if":
-        return args[1] if args[0] is True else args[2]
+        # the checker insists on three arguments; missing ones read as null
+        condition, then, otherwise = (*args, None, None, None)[:3]
+        return then if condition is True else otherwise
     if node.name == "coalesce":
         return next((a for a in args if a is not None), None)
-    if any(a is None for a in args):
+    if not args or any(a is None for a in args):
         return None
-    functions: dict[str, Callable[..., Any]] = {
-        "abs": abs,
-        "round": lambda x, n=0: round(x, int(n)),
-        "least": min,
-        "greatest": max,
-        "lower": str.lower,
-        "upper": str.upper,
-    }
-    function = functions.get(node.name)
+    function = _FUNCTIONS.get(node.name)
     return function(*args) if function else None

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -16,7 +19,7 @@ from kpiengine.compile import compile_plan
 from kpiengine.connectors import Connection
 from kpiengine.dialects import column_ref, table_ref
 from kpiengine.model import Project
-from kpiengine.periods import add_periods, period_start
+from kpiengine.periods import DateOutOfRange, add_periods, period_start
 from kpiengine.plan import Plan, RunRequest, build_plan, data_range_needed
 from kpiengine.result import Result, ResultRow
 
@@ -24,10 +27,45 @@ from kpiengine.result import Result, ResultRow
 def run(project: Project, request: RunRequest, connection: Connection) -> Result:
     plan = build_plan(project, request)
     if data_range_needed(plan):
-        plan = build_plan(project, _with_data_range(plan, connection))
+        with running(connection):
+            plan = build_plan(project, _with_data_range(plan, connection))
     sql = compile_plan(plan, connection.dialect)
-    columns, rows = connection.execute(sql)
+    with running(connection):
+        columns, rows = connection.execute(sql)
     return _assemble(plan, columns, rows, sql)
+
+
+_running: list[Connection] = []  # connections executing a statement now
+_running_lock = threading.Lock()
+
+
+@contextmanager
+def running(connection: Connection) -> Iterator[None]:
+    """Mark ``connection`` as executing, so that :func:`interrupt_running` can stop it."""
+    with _running_lock:
+        _running.append(connection)
+    try:
+        yield
+    finally:
+        with _running_lock:
+            _running.remove(connection)
+
+
+def interrupt_running() -> None:
+    """Ask every connection executing a statement to stop, from any thread (the CLI's
+    Ctrl-C watcher). An engine busy in native code does not see Python's KeyboardInterrupt
+    until its statement ends, which can be minutes; ``interrupt()`` (DuckDB, SQLite) stops
+    it now. Connections without ``interrupt()`` finish their statement."""
+    with _running_lock:
+        connections = list(_running)
+    for connection in connections:
+        stop = getattr(connection, "interrupt", None)
+        if stop is None:
+            continue
+        try:
+            stop()
+        except Exception:  # closed meanwhile, or the engine refuses: no matter
+            continue
 
 
 def _with_data_range(plan: Plan, connection: Connection) -> RunRequest:
@@ -62,7 +100,10 @@ def _with_data_range(plan: Plan, connection: Connection) -> RunRequest:
         end = request.end
     elif latest is not None:
         last = period_start(latest, request.grain, project.fiscal_year_start, project.week_start)
-        end = add_periods(last, request.grain, 1)
+        try:
+            end = add_periods(last, request.grain, 1)
+        except DateOutOfRange:  # data up to the calendar's end (a 9999-12-31 sentinel)
+            end = dt.date.max
     else:
         end = start
     if end <= start:  # no data in range: an empty spine

@@ -16,8 +16,13 @@ from typing import Any
 #: number | string | boolean | temporal | orderable | any   — a value of that type
 #: fraction  — a number literal between 0 and 1 (percentile)
 #: periods   — a positive integer literal (time functions)
+#: digits    — a whole-number literal from -400 to 400, optionally negated (round): engines
+#:             refuse a fraction (`round(x, 0.5)`) and numbers beyond 32 bits, rules would
+#:             truncate one, and past ±400 decimals a double no longer changes
 #: kpi       — a KPI-level numeric expression (time functions)
-PARAM_KINDS = ("number", "string", "boolean", "temporal", "orderable", "any", "fraction", "periods")
+PARAM_KINDS = (
+    "number", "string", "boolean", "temporal", "orderable", "any", "fraction", "periods", "digits"
+)  # fmt: skip
 
 ROW, AGGREGATE, TIME = "row", "aggregate", "time"
 
@@ -31,6 +36,9 @@ class FunctionSpec:
     expression from already-compiled arguments; aggregates receive their arguments with
     the ``where`` condition already folded in (``CASE WHEN cond THEN x END``).
     ``counts`` marks aggregates whose empty-period value is 0 rather than null.
+    ``needs_column`` marks aggregates whose first argument must read a column: engines
+    take a constant there for something else (DuckDB's ``QUANTILE_CONT(x ORDER BY 0.5)``
+    is a binder error, ``ORDER BY 1`` a column position), so the checker refuses it.
     """
 
     name: str
@@ -41,6 +49,7 @@ class FunctionSpec:
     optional: int = 0
     variadic: bool = False
     counts: bool = False
+    needs_column: bool = False
     sql: Callable[[Sequence[Any], str], Any] | None = None
     plugin: str = "builtin"
 
@@ -143,16 +152,16 @@ BUILTIN_FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec(
         "round",
         ROW,
-        ("number", "number"),
+        ("number", "digits"),
         "number",
-        "Round to n decimals (default 0).",
+        "Round to n decimals (default 0; a whole number, negative rounds to tens, hundreds…).",
         optional=1,
         sql=_round,
     ),
     FunctionSpec(
         "least",
         ROW,
-        ("orderable",),
+        ("orderable", "orderable"),
         "common",
         "Smallest argument.",
         variadic=True,
@@ -161,7 +170,7 @@ BUILTIN_FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec(
         "greatest",
         ROW,
-        ("orderable",),
+        ("orderable", "orderable"),
         "common",
         "Largest argument.",
         variadic=True,
@@ -211,6 +220,7 @@ BUILTIN_FUNCTIONS: tuple[FunctionSpec, ...] = (
         ("number",),
         "number",
         "Median, interpolated (continuous percentile 0.5).",
+        needs_column=True,
         sql=_median,
     ),
     FunctionSpec(
@@ -219,6 +229,7 @@ BUILTIN_FUNCTIONS: tuple[FunctionSpec, ...] = (
         ("number", "fraction"),
         "number",
         "`percentile(x, 0.9)`: continuous (interpolated) percentile.",
+        needs_column=True,
         sql=_percentile,
     ),
     # KPI-level time functions (derived KPIs)

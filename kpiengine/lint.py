@@ -193,6 +193,12 @@ def lint_project(project: Project, known: Iterable[Diagnostic] = ()) -> list[Dia
     )
     context = Context(project, broken)
     found = [diagnostic for rule in RULES for diagnostic in rule(context)]
+    # Not warnings: rule messages that cannot render (KPI319/KPI320 errors). They are
+    # checked here, with `kpi validate`, because a run still goes on when a message
+    # fails (the alert says why); see kpiengine.template_check.
+    from kpiengine.template_check import check_messages
+
+    found.extend(check_messages(project))
     return sorted(found, key=Diagnostic.sort_key)
 
 

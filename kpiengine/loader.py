@@ -13,7 +13,11 @@ left out; an invalid optional field is left at its default.
 
 from __future__ import annotations
 
+import math
 import os
+import re
+import stat
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +40,16 @@ from kpiengine.yaml_nodes import (
 if TYPE_CHECKING:
     from yaml.nodes import Node
 
-__all__ = ["KINDS", "PROJECT_FILES", "find_project_root", "load_project", "schema_for"]
+__all__ = [
+    "DEFAULT_MAX_FILE_BYTES",
+    "KINDS",
+    "MAX_FILE_BYTES_ENV",
+    "PROJECT_FILES",
+    "find_project_root",
+    "load_project",
+    "max_file_bytes",
+    "schema_for",
+]
 
 #: The top-level keys that say what a file defines.
 KINDS = ("project", "source", "kpi", "kpis", "rule")
@@ -45,6 +58,52 @@ PROJECT_FILES = ("kpiengine.yaml", "kpiengine.yml")
 # Which kind wins when a file has several kind keys: a KPI file also has `source:`.
 _KIND_ORDER = ("kpi", "kpis", "rule", "source", "project")
 _SUFFIXES = (".yaml", ".yml")
+
+#: Largest definition file read, in bytes (10 MiB); the environment variable below
+#: changes it. Not a project setting: the definitions are untrusted input, and the cap is
+#: there to protect the machine from them.
+DEFAULT_MAX_FILE_BYTES = 10 * 1024 * 1024
+MAX_FILE_BYTES_ENV = "KPI_MAX_FILE_BYTES"
+#: Last parts of a `table:` that DuckDB's replacement scans take for a file to read (in
+#: the working directory): `table: secrets.csv` reads ./secrets.csv. The schema only
+#: checks the shape of an identifier, so these are refused here, whatever their case.
+FILE_SUFFIXES = frozenset(
+    {
+        "csv", "tsv", "txt", "tbl", "dat", "psv",
+        "json", "jsonl", "ndjson", "geojson",
+        "parquet", "arrow", "ipc", "feather", "avro", "orc",
+        "xlsx", "xls", "gz", "gzip", "zst", "zstd", "bz2", "xz", "lz4", "snappy", "zip",
+        "db", "sqlite", "sqlite3", "duckdb", "ddb", "delta", "iceberg",
+    }
+)  # fmt: skip
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_KINDS_OF_FILE = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _shorten(text: str, limit: int = 30) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def max_file_bytes() -> int:
+    """The size cap on one definition file: ``KPI_MAX_FILE_BYTES``, else 10 MiB."""
+    text = os.environ.get(MAX_FILE_BYTES_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_FILE_BYTES
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise UsageError(
+            f"{MAX_FILE_BYTES_ENV}={text[:40]!r} is not a whole number of bytes of at least 1"
+        )
+    return value
 
 
 # -- finding files ------------------------------------------------------------------------------
@@ -71,6 +130,7 @@ def _definition_files(root: Path) -> list[Path]:
     """Every YAML file below ``root``, hidden files and folders skipped, in a stable order
     with the root project file first (so a second project file is the one reported)."""
     found: list[Path] = []
+    # os.walk does not follow links to folders: a linked folder is not read at all.
     for folder, subfolders, names in os.walk(root):
         subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
         base = Path(folder)
@@ -81,6 +141,19 @@ def _definition_files(root: Path) -> list[Path]:
         )
     project_files = {root / name for name in PROJECT_FILES}
     return sorted(found, key=lambda p: (p not in project_files, p.relative_to(root).parts))
+
+
+def _display_name(path: Path) -> str:
+    """The path as text that is safe to print: bytes that are not UTF-8 (which the OS
+    gives back as lone surrogates) show as U+FFFD, and control characters (a newline
+    would start a new line of `--format github` output, an escape sequence would drive
+    the terminal) as ``\\xNN`` escapes."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = os.fsencode(text).decode("utf-8", "replace")
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 # -- loading ------------------------------------------------------------------------------------
@@ -129,6 +202,13 @@ class _Document:
         key = path[-1]
         return data[key] if key in data and self.fine(*path) else None
 
+    def items(self, data: dict[str, Any], *path: str | int) -> list[Any]:
+        """The list ``data[path[-1]]`` when present and not refused by the schema, else
+        empty. Its items may still be bad: check each with :meth:`fine` before reading it.
+        Never iterate a raw value: `rules: true` is refused by the schema, not removed."""
+        value = data.get(path[-1]) if self.intact(*path) else None
+        return value if isinstance(value, list) else []
+
     def node(self, *path: str | int) -> Node:
         return locate(self.root, path, self._index)[1]
 
@@ -153,6 +233,8 @@ class _Document:
 class _Loader:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.real_root = root.resolve()
+        self.max_bytes = max_file_bytes()
         self.texts = SourceTexts()
         self.diagnostics: list[Diagnostic] = []
         self.settings: dict[str, Any] = {}
@@ -174,7 +256,7 @@ class _Loader:
     # -- one file
 
     def load_file(self, path: Path) -> None:
-        file = str(path)
+        file = _display_name(path)
         text = self._read(path, file)
         if text is None:
             return
@@ -208,6 +290,7 @@ class _Loader:
         if not is_valid(kind)(data):
             for error in validator(kind).iter_errors(data):
                 self.diagnostics.extend(schema_diagnostics(error, kind, document))
+        self._numbers(data, document, ())
         if kind == "project":
             self._project(data, document)
         elif kind == "source":
@@ -215,19 +298,54 @@ class _Loader:
         elif kind == "rule":
             self._rule_file(data, document)
         elif "kpis" in data:
-            for index, item in enumerate(data["kpis"] if document.intact("kpis") else ()):
+            for index, item in enumerate(document.items(data, "kpis")):
                 self._kpi(item, document, ("kpis", index))
         else:
             self._kpi(data, document, ())
 
+    def _numbers(self, value: Any, doc: _Document, path: tuple[str | int, ...]) -> None:
+        """Refuse (KPI105, at the value) every number an engine cannot hold: YAML's
+        ``.nan``, ``.inf`` and ``-.inf``, and integers beyond the range of a double
+        (about ±1.8e308). The schema's ``type: number`` takes them all, and they would
+        reach SQL as a column named ``nan`` or a literal no engine converts."""
+        if isinstance(value, dict):
+            for key, item in value.items():
+                self._numbers(item, doc, (*path, key))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                self._numbers(item, doc, (*path, index))
+        elif isinstance(value, float | int) and not isinstance(value, bool):
+            if abs(value) <= sys.float_info.max:  # exact for ints; false for nan
+                return
+            if not doc.intact(*path):  # the schema refused it already (e.g. a title)
+                return
+            doc.bad.add(path)
+            node = doc.node(*path)
+            text = getattr(node, "value", "")
+            if isinstance(value, float) and math.isnan(value):
+                message = f"`{text}` is not a number"
+            elif text.lstrip("+-") in (".inf", ".Inf", ".INF"):
+                message = f"`{text}` is not a finite number"
+            else:
+                message = f"number `{_shorten(text)}` is too large"
+            self.diagnostics.append(
+                Diagnostic(
+                    "KPI105",
+                    message,
+                    doc.span(*path),
+                    hint="write a finite number: engines hold numbers as doubles, "
+                    "at most about ±1.8e308",
+                )
+            )
+
     def _read(self, path: Path, file: str) -> str | None:
         try:
-            data = path.read_bytes()
+            data = self._read_bytes(path, file)
         except OSError as error:
-            reason = error.strerror or str(error)
-            self.diagnostics.append(
-                Diagnostic("KPI100", f"cannot read the file: {reason}", Span.point(file, 1, 1))
-            )
+            reason = error.strerror or type(error).__name__  # never the path's target
+            self._cannot_read(file, f"cannot read the file: {reason}")
+            return None
+        if data is None:
             return None
         data = data.removeprefix(b"\xef\xbb\xbf")  # a BOM some editors write
         try:
@@ -248,6 +366,71 @@ class _Loader:
                 )
             )
             return None
+
+    def _read_bytes(self, path: Path, file: str) -> bytes | None:
+        """The bytes of a regular file inside the project folder, at most the size cap;
+        None (and a diagnostic) for anything else.
+
+        Definitions are untrusted: a link to ``/proc/self/environ`` or ``~/.aws/credentials``
+        must not be read (its text would be quoted back in caret excerpts), ``/dev/zero``
+        never ends, and opening a FIFO blocks. So the link is resolved and must stay in
+        the project folder, the target must be a regular file both before opening (no
+        side effect of opening a device) and after (the opened file, not a swapped one),
+        the open never blocks, and no more than the cap is read.
+        """
+        try:
+            real = path.resolve(strict=True)
+        except RuntimeError:  # a loop of links (Python < 3.13; later ones raise OSError)
+            self._cannot_read(file, "the file is a loop of symbolic links; it was not read")
+            return None
+        if not real.is_relative_to(self.real_root):
+            self._cannot_read(
+                file,
+                "the file is a link to a file outside the project folder; it was not read",
+                "definitions are only read from inside the project folder: copy the file "
+                "in, or remove the link",
+            )
+            return None
+        if not self._regular(os.stat(real), file):
+            return None
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+        descriptor = os.open(real, flags)
+        with os.fdopen(descriptor, "rb") as handle:
+            if not self._regular(os.fstat(descriptor), file):
+                return None
+            data = handle.read(self.max_bytes + 1)
+        if len(data) > self.max_bytes:
+            self._too_large(file)
+            return None
+        return data
+
+    def _regular(self, status: os.stat_result, file: str) -> bool:
+        """Whether ``status`` is a regular file within the size cap (else: a diagnostic)."""
+        if not stat.S_ISREG(status.st_mode):
+            what = next((w for test, w in _KINDS_OF_FILE if test(status.st_mode)), None)
+            self._cannot_read(
+                file,
+                f"the file is {what or 'not a regular file'}; it was not read",
+                "definition files are plain YAML files; remove this one or rename it "
+                "so it does not end in .yaml",
+            )
+            return False
+        if status.st_size > self.max_bytes:
+            self._too_large(file, status.st_size)
+            return False
+        return True
+
+    def _too_large(self, file: str, size: int | None = None) -> None:
+        actual = f"{size:,} bytes" if size is not None else "more than that"
+        self._cannot_read(
+            file,
+            f"the file is too large: {actual}; the limit is {self.max_bytes:,} bytes",
+            "split the definitions into several files; the operator can raise the limit "
+            f"with the environment variable {MAX_FILE_BYTES_ENV}",
+        )
+
+    def _cannot_read(self, file: str, message: str, hint: str | None = None) -> None:
+        self.diagnostics.append(Diagnostic("KPI100", message, Span.point(file, 1, 1), hint))
 
     def _kind(self, data: dict[str, Any], node: Node, path: Path, file: str) -> str | None:
         kind = next((k for k in _KIND_ORDER if k in data), None)
@@ -351,15 +534,28 @@ class _Loader:
                 description=spec.get("description"),
             )
         joins: list[Join] = []
-        for index, join in enumerate(data.get("joins") or ()):
+        for index, join in enumerate(doc.items(data, "joins")):
             if doc.fine("joins", index):
                 on = join["on"]
                 left, right = (on, on) if isinstance(on, str) else (on["left"], on["right"])
                 where = doc.span("joins", index, "source")
                 joins.append(Join(join["source"], left, right, where))
+        table = doc.get(data, "table")
+        if table is not None and "." in table and table.rsplit(".", 1)[-1].lower() in FILE_SUFFIXES:
+            suffix = table.rsplit(".", 1)[-1]
+            self.diagnostics.append(
+                Diagnostic(
+                    "KPI105",
+                    f"`{table}` is not a table name: it ends like a file name (`.{suffix}`)",
+                    doc.span("table"),
+                    hint="a definition cannot read files: load the data into the warehouse "
+                    "(or create a view there) and name that table here",
+                )
+            )
+            table = None
         self.sources[name] = Source(
             name=name,
-            table=doc.get(data, "table") or name,
+            table=table or name,
             columns=columns,
             span=span,
             time=doc.get(data, "time"),
@@ -386,7 +582,7 @@ class _Loader:
             get("target"),
         )
         rules: dict[str, Rule] = {}
-        for index, rule in enumerate(data.get("rules") or ()):
+        for index, rule in enumerate(doc.items(data, *at, "rules")):
             if not doc.fine(*at, "rules", index):
                 continue
             rule_span = doc.span(*at, "rules", index, "name")

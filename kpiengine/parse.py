@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["KEYWORDS", "MAX_DEPTH", "grammar_text", "parse_expression", "to_text"]
 
 #: Deepest nesting accepted (parentheses, operators and calls each count one level).
-MAX_DEPTH = 100
+MAX_DEPTH = 128
 
 #: Reserved words: case-insensitive, never a name.
 KEYWORDS = frozenset(
@@ -356,9 +356,12 @@ class _Builder:
             value = float(text) if any(ch in text for ch in ".eE") else int(text)
         except ValueError:  # more digits than int() accepts
             value = float("inf")
-        if value == float("inf"):
+        # Engines hold numbers as doubles (DuckDB cannot convert a 400-digit integer
+        # literal): an integer beyond the largest double is as refused as `1e400`.
+        if value == float("inf") or value > sys.float_info.max:
             message = f"number `{_shorten(text)}` is too large"
-            raise _Problem(Diagnostic("KPI201", message, st.token_span(token)))
+            hint = "numbers are held as doubles: at most about 1.8e308"
+            raise _Problem(Diagnostic("KPI201", message, st.token_span(token), hint))
         return st.keep(Literal(st.token_span(token), value, "number"))
 
     def string(self, c: list[Token]) -> Node:

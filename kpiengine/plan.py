@@ -20,7 +20,13 @@ from kpiengine.diagnostics import Diagnostic, did_you_mean
 from kpiengine.errors import DefinitionError, UsageError
 from kpiengine.functions import AGGREGATE, TIME, FunctionRegistry, default_registry
 from kpiengine.model import GRAINS, Expression, Join, Kpi, Project, Source
-from kpiengine.periods import add_periods, period_start, spine
+from kpiengine.periods import (
+    DEFAULT_MAX_PERIODS,
+    add_periods,
+    count_periods,
+    period_start,
+    spine,
+)
 from kpiengine.resolve import (
     ColumnRef,
     base_kpis,
@@ -28,7 +34,13 @@ from kpiengine.resolve import (
     referenced_kpis,
     resolve_column,
 )
-from kpiengine.timeplan import AUX_PREFIX, lift_nested_windows, lookback, references_with_shift
+from kpiengine.timeplan import (
+    AUX_PREFIX,
+    lift_nested_windows,
+    lookback,
+    offset_problems,
+    references_with_shift,
+)
 
 
 @dataclass(frozen=True)
@@ -36,7 +48,9 @@ class RunRequest:
     """What to compute: KPIs, grain, range ``[start, end)``, dimensions, row filter.
 
     ``history_start`` is filled by the executor for KPIs that need all history
-    (``cumulative_sum``, ``streak``): the first period with data.
+    (``cumulative_sum``, ``streak``): the first period with data. ``max_periods`` caps
+    the periods the statement produces, look-back included, so that no range or offset
+    can make a run eat the machine (a usage error names the limit).
     """
 
     kpis: tuple[str, ...]
@@ -46,6 +60,7 @@ class RunRequest:
     by: tuple[str, ...] = ()
     where: Expression | None = None
     history_start: dt.date | None = None
+    max_periods: int = DEFAULT_MAX_PERIODS
 
 
 @dataclass(frozen=True)
@@ -165,6 +180,10 @@ def build_plan(
     _check_request_shape(project, request)
     needed = _dependency_order(project, request.kpis)
     problems = _check_request(project, request, needed, functions)
+    for name in needed:
+        tree = project.kpis[name].expression.tree
+        if tree is not None:
+            problems.extend(offset_problems(tree, request.max_periods))
     if problems:
         raise DefinitionError(problems)
 
@@ -229,18 +248,21 @@ def build_plan(
         first = period_start(request.start, request.grain, *project_start)
     periods = None
     if request.grain != "all" and request.start is not None and request.end is not None:
-        spine_start = request.start
+        reach = plan_lookback
         if plan_lookback is None:
             # all history, and before the first period with data as far as finite
             # windows reach (those periods are empty, but count)
             reach = _combine(finite[name] for name in request.kpis) or 0
-            spine_start = add_periods(first, request.grain, -reach) if first else request.start
+        _check_period_count(project, request, reach or 0)
+        spine_start: dt.date | None = request.start
+        if reach and first is not None:
+            spine_start = add_periods(first, request.grain, -reach)
+        if plan_lookback is None:
             if request.history_start is None:
-                spine_start = None  # type: ignore[assignment]
+                spine_start = None
             else:
-                spine_start = min(request.history_start, spine_start)
-        elif plan_lookback and first is not None:
-            spine_start = add_periods(first, request.grain, -plan_lookback)
+                spine_start = min(request.history_start, spine_start or request.start)
+                _check_period_count(project, request, reach or 0, spine_start)
         if spine_start is not None:
             periods = spine(spine_start, request.end, request.grain, *project_start)
     return Plan(
@@ -390,6 +412,33 @@ def _check_request_shape(project: Project, request: RunRequest) -> None:
         raise UsageError(f"empty range: --from {request.start} is not before --to {request.end}")
     if len(set(request.by)) != len(request.by):
         raise UsageError("a dimension is given twice in --by")
+    if isinstance(request.max_periods, bool) or not (
+        isinstance(request.max_periods, int) and request.max_periods >= 1
+    ):
+        raise UsageError(f"--max-periods must be at least 1, not {request.max_periods!r}")
+
+
+def _check_period_count(
+    project: Project, request: RunRequest, reach: int, history: dt.date | None = None
+) -> None:
+    """Refuse (usage error, exit 2) a statement over more than ``request.max_periods``
+    periods, counted from the range and the look-back before any spine is built."""
+    assert request.start is not None and request.end is not None
+    calendar = project.fiscal_year_start, project.week_start
+    in_range = count_periods(request.start, request.end, request.grain, *calendar)
+    total = in_range + reach
+    before = f", plus {reach:,} before it that time functions read" if reach else ""
+    if history is not None:
+        total = max(total, count_periods(history, request.end, request.grain, *calendar))
+        before = f", from the first period with data ({history}) for all-history functions"
+    if total <= request.max_periods:
+        return
+    raise UsageError(
+        f"too many periods: {total:,} {request.grain} periods ({in_range:,} from "
+        f"{request.start} to {request.end}{before}), over the limit of "
+        f"{request.max_periods:,}; narrow --from/--to, use a coarser --grain, or raise the "
+        "limit with --max-periods N (or KPI_MAX_PERIODS)"
+    )
 
 
 def _dependency_order(project: Project, names: tuple[str, ...]) -> list[str]:

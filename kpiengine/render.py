@@ -8,8 +8,10 @@ become markup or code. Every built-in renderer is one template users can replace
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -29,21 +31,26 @@ class TemplateRenderer:
     autoescape: bool = False
 
     def render(self, report: Report, template: Path | None = None) -> str:
-        from jinja2 import TemplateError
-        from jinja2.sandbox import SandboxedEnvironment
-
         from kpiengine.errors import UsageError
-        from kpiengine.templates_env import add_filters
+        from kpiengine.templates_env import (
+            REPORT_LIMITS,
+            BoundedEnvironment,
+            add_filters,
+            describe_error,
+        )
 
         if template is not None:
             text = template.read_text(encoding="utf-8")
         else:
             resource = resources.files("kpiengine").joinpath(f"templates/{self.template}")
             text = resource.read_text(encoding="utf-8")
-        environment = SandboxedEnvironment(autoescape=self.autoescape, keep_trailing_newline=True)
+        environment = BoundedEnvironment(
+            REPORT_LIMITS, autoescape=self.autoescape, keep_trailing_newline=True
+        )
         add_filters(environment, report.currency)
-        environment.filters["csv_row"] = _csv_row
-        environment.filters["json"] = lambda value: json.dumps(value, default=str, indent=2)
+        environment.add_filter("csv_row", csv_row)
+        environment.add_filter("md", markdown_text)
+        environment.add_filter("json", lambda value: json.dumps(value, default=str, indent=2))
         context = {
             "report": report,
             "palette": PALETTE,
@@ -52,17 +59,58 @@ class TemplateRenderer:
             "data": report_data(report),
         }
         try:
-            return environment.from_string(text).render(**context)
-        except TemplateError as error:  # a user's template: say where, never a traceback
-            line = getattr(error, "lineno", None)
+            return environment.render_bounded(environment.from_string(text), context)
+        except Exception as error:  # a user's template: say where and why, never a traceback
+            line = getattr(error, "lineno", None) or _template_line(error)
             where = f"{template or self.template}{f':{line}' if line else ''}"
-            raise UsageError(f"template {where}: {type(error).__name__}: {error}") from None
+            raise UsageError(f"template {where}: {describe_error(error)}") from None
 
 
-def _csv_row(values: list[Any]) -> str:
+def _template_line(error: BaseException) -> int | None:
+    """The template line a runtime error happened on (Jinja keeps it in the traceback)."""
+    traceback = error.__traceback__
+    line = None
+    while traceback is not None:
+        if traceback.tb_frame.f_code.co_filename == "<template>":
+            line = traceback.tb_lineno
+        traceback = traceback.tb_next
+    return line
+
+
+#: A CSV cell starting with one of these is a formula to a spreadsheet (=HYPERLINK(...)).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+
+def csv_row(values: list[Any]) -> str:
+    """One CSV line; text cells a spreadsheet would run as a formula get a leading `'`
+    (numbers, negative ones included, stay numbers)."""
     out = io.StringIO()
-    csv.writer(out, lineterminator="").writerow(["" if v is None else v for v in values])
+    csv.writer(out, lineterminator="").writerow([_csv_cell(v) for v in values])
     return out.getvalue()
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    formula = isinstance(value, str) and value.startswith(_FORMULA_STARTS)
+    if formula and not _PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|])")
+
+
+def markdown_text(value: Any) -> str:
+    """Text from definitions or data, safe inside a Markdown table cell or heading:
+    HTML special characters escaped (no raw ``<script>``), Markdown punctuation that
+    could start a link, emphasis or code escaped with a backslash, ``|`` escaped so it
+    cannot split a cell, and line breaks as ``<br>`` so they cannot end a row."""
+    text = "" if value is None else str(value)
+    text = html.escape(text, quote=False)
+    text = _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    return re.sub(r"\r\n|\r|\n", "<br>", text)
 
 
 def report_data(report: Report) -> dict[str, Any]:

@@ -27,6 +27,12 @@ def first_line(span: Span) -> Span:
 _NAME = "^[a-z][a-z0-9_]*$"
 _COLUMN = "^[A-Za-z_][A-Za-z0-9_]*$"
 _DIMENSION = "^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)?$"
+#: A source's `table:`: one to three plain identifiers, as dialects.table_ref splits it
+#: into catalog, schema (db) and table: no path, glob, URL, quote, space or function call
+#: (`read_csv('f')`). The lookahead refuses the final newline that `$` lets through
+#: (jsonschema matches with re.search). `x.csv` has the shape of a name: the loader refuses
+#: names that end like a file (loader.FILE_SUFFIXES), which DuckDB would read from disk.
+TABLE_PATTERN = "^(?!.*\\n)[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*){0,2}$"
 #: What a pattern means, to explain a mismatch: (message after the value, hint).
 _PATTERNS: dict[str, tuple[str, str]] = {
     _NAME: (
@@ -51,6 +57,12 @@ _PATTERNS: dict[str, tuple[str, str]] = {
         "the importable name of the plugin's module, e.g. `kpiengine_postgres`",
     ),
     "^KPI[0-9]{3}$": ("is not a diagnostic code", "codes look like `KPI310`"),
+    TABLE_PATTERN: (
+        "is not a table name",
+        "a table or view of the warehouse: `name`, `schema.name` or `catalog.schema.name`, "
+        "each part letters, digits and `_`, not starting with a digit; a definition cannot "
+        "read files or URLs: create a view in the warehouse and name it here",
+    ),
 }
 _TYPE_WORDS = {
     "string": "text",

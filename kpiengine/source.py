@@ -74,12 +74,38 @@ class SourceTexts:
         return lines[line - 1]
 
 
+#: Longest source line quoted whole; a longer one is cut to a window around the span.
+MAX_EXCERPT = 200
+
+
 def caret_excerpt(line_text: str, span: Span) -> list[str]:
-    """Render the quoted source line and a caret line under the span."""
+    """Render the quoted source line and a caret line under the span.
+
+    A line longer than :data:`MAX_EXCERPT` characters is cut to a window around the span
+    (and the caret run to that window): a definition with one 5 MB line and thousands of
+    errors on it would otherwise print gigabytes.
+    """
     number = str(span.line)
     gutter = " " * len(number)
     width = span.end_col - span.col if span.end_line == span.line else len(line_text) - span.col + 1
     width = max(width, 1)
+    if len(line_text) > MAX_EXCERPT:
+        line_text, span, width = _window(line_text, span, width)
     # Keep tabs so the caret lines up under tab-indented text.
     pad = "".join(ch if ch == "\t" else " " for ch in line_text[: span.col - 1])
     return [f" {number} | {line_text}", f" {gutter} | {pad}{'^' * width}"]
+
+
+def _window(line_text: str, span: Span, width: int) -> tuple[str, Span, int]:
+    """At most :data:`MAX_EXCERPT` characters of ``line_text`` around the span, with `…`
+    where text was cut; the span moved to the same place in the window."""
+    context = MAX_EXCERPT // 4
+    start = max(span.col - 1 - context, 0)
+    width = min(width, MAX_EXCERPT - context)
+    end = min(start + MAX_EXCERPT, len(line_text))
+    text = line_text[start:end]
+    prefix = "…" if start else ""
+    suffix = "…" if end < len(line_text) else ""
+    col = span.col - start + len(prefix)
+    moved = Span(span.file, span.line, col, span.line, col + width)
+    return prefix + text + suffix, moved, width

@@ -52,12 +52,15 @@ from typing import Any
 import pytest
 
 __all__ = [
+    "CANARY",
     "CASES",
     "DATASET",
+    "PROBES",
     "SQL_TYPES",
     "Case",
     "ConnectorConformance",
     "Dataset",
+    "Probe",
     "Table",
     "case_problems",
     "contract_problems",
@@ -730,32 +733,153 @@ def contract_problems(connection: Any, project: Any, schema: str | None = None) 
     return problems
 
 
-def read_only_problems(connection: Any, schema: str | None = None) -> list[str]:
-    """Every write statement must fail with EngineError and leave the data as it was."""
-    from kpiengine.errors import EngineError
+@dataclass(frozen=True)
+class Probe:
+    """A statement a read-only connection must refuse with EngineError.
+
+    ``sql`` is a template: ``{prefix}`` is the schema prefix of the kit's tables,
+    ``{folder}`` a scratch folder outside the warehouse (nothing may appear in it) and
+    ``{canary}`` a file in it that no statement may read.
+    """
+
+    id: str
+    sql: str
+    kind: str = "write"  # "write" (or run code) | "read" (outside the warehouse)
+
+    def text(self, prefix: str, folder: Path) -> str:
+        return self.sql.format(prefix=prefix, folder=folder, canary=folder / CANARY)
+
+
+#: The file every read probe aims at, and what it holds.
+CANARY = "kpi_canary.csv"
+_CANARY_TEXT = "secret\nkpi-canary-7f3a91\n"
+
+#: Writes, file output, code execution and reads outside the warehouse, in the SQL of
+#: the engines kpiengine meets (DuckDB, SQLite, PostgreSQL, Spark, MySQL, ClickHouse):
+#: whatever the engine, each must raise EngineError.
+PROBES: tuple[Probe, ...] = (
+    Probe("create-table", "CREATE TABLE {prefix}kpi_conformance_probe (a INTEGER)"),
+    Probe("insert", "INSERT INTO {prefix}accounts SELECT * FROM {prefix}accounts WHERE 1 = 0"),
+    Probe("update", "UPDATE {prefix}accounts SET segment = segment WHERE 1 = 0"),
+    Probe("delete", "DELETE FROM {prefix}accounts WHERE 1 = 0"),
+    Probe("drop-table", "DROP TABLE {prefix}accounts"),
+    Probe("create-temp-table", "CREATE TEMP TABLE kpi_conformance_temp (a INTEGER)"),
+    Probe("create-temp-as", "CREATE TEMPORARY TABLE kpi_conformance_temp2 AS SELECT 1 AS a"),
+    Probe("select-into-table", "SELECT 1 AS a INTO kpi_conformance_into"),
+    Probe(
+        "writing-cte",
+        "WITH gone AS (DELETE FROM {prefix}accounts WHERE 1 = 0 RETURNING *)"
+        " SELECT COUNT(*) FROM gone",
+    ),
+    Probe("select-for-update", "SELECT * FROM {prefix}accounts FOR UPDATE"),
+    Probe("copy-query-to-file", "COPY (SELECT 1 AS a) TO '{folder}/copy.csv'"),
+    Probe("copy-table-to-file", "COPY {prefix}accounts TO '{folder}/accounts.csv'"),
+    Probe("copy-to-program", "COPY (SELECT 1 AS a) TO PROGRAM 'touch {folder}/program'"),
+    Probe("export-database", "EXPORT DATABASE '{folder}/export'"),
+    Probe("attach", "ATTACH '{folder}/attached.db' AS kpi_probe"),
+    Probe("attach-read-write", "ATTACH '{folder}/attached_rw.duckdb' AS kpi_probe_rw (READ_WRITE)"),
+    Probe("vacuum-into", "VACUUM INTO '{folder}/vacuum.db'"),
+    Probe("insert-into-function", "INSERT INTO FUNCTION file('{folder}/f.csv') SELECT 1"),
+    Probe("select-into-outfile", "SELECT 1 INTO OUTFILE '{folder}/outfile.csv'"),
+    Probe("insert-overwrite-directory", "INSERT OVERWRITE DIRECTORY '{folder}/dir' SELECT 1"),
+    Probe("two-statements", "SELECT 1; CREATE TABLE {prefix}kpi_conformance_two (a INTEGER)"),
+    Probe("commit-then-write", "COMMIT; DROP TABLE {prefix}accounts"),
+    Probe("set", "SET TimeZone = 'UTC'"),
+    Probe("set-external-access", "SET enable_external_access = true"),
+    Probe("pragma", "PRAGMA user_version = 7"),
+    Probe("install-extension", "INSTALL kpi_no_such_extension"),
+    Probe("load-extension", "LOAD httpfs"),
+    Probe("sqlite-load-extension", "SELECT load_extension('{folder}/lib')"),
+    Probe("path-as-table", "SELECT * FROM '{canary}'", "read"),
+    Probe("read-csv", "SELECT * FROM read_csv('{canary}')", "read"),
+    Probe("read-text", "SELECT * FROM read_text('{canary}')", "read"),
+    Probe("glob", "SELECT * FROM glob('{folder}/*')", "read"),
+    Probe("http-url", "SELECT * FROM read_csv('http://127.0.0.1:9/kpi.csv')", "read"),
+    Probe("pg-read-file", "SELECT pg_read_file('{canary}')", "read"),
+    Probe("spark-file-query", "SELECT * FROM csv.`{canary}`", "read"),
+    Probe("spark-reflect", "SELECT reflect('java.lang.System', 'getProperty', 'user.dir')"),
+)
+
+
+def read_only_problems(
+    connection: Any,
+    schema: str | None = None,
+    watch: Sequence[Path] = (),
+    probes: Sequence[Probe] = PROBES,
+) -> list[str]:
+    """Every probe must fail with EngineError and leave the data and the file system as
+    they were: the rows of the kit's tables, the bytes of every file under ``watch``
+    (e.g. the database file), and an empty scratch folder (but for the canary)."""
+    import tempfile
 
     prefix = f"{schema}." if schema else ""
-    problems = []
-    for statement in (
-        f"CREATE TABLE {prefix}kpi_conformance_probe (a INTEGER)",
-        f"INSERT INTO {prefix}accounts SELECT * FROM {prefix}accounts WHERE 1 = 0",
-        f"DELETE FROM {prefix}accounts WHERE 1 = 0",
-        f"DROP TABLE {prefix}accounts",
-    ):
-        try:
-            connection.execute(statement)
-            problems.append(f"a write was accepted: {statement}")
-        except EngineError:
-            pass
-        except Exception as error:
-            problems.append(f"{statement} must raise EngineError, not {error!r}")
+    problems: list[str] = []
+    before = _table_checksums(connection, prefix, problems)
+    files_before = _file_checksums(watch)
+    folder = Path(tempfile.mkdtemp(prefix="kpi-probe-")).resolve()
     try:
-        _, rows = connection.execute(f"SELECT COUNT(*) FROM {prefix}accounts")
-        if rows[0][0] != 3:
-            problems.append(f"accounts has {rows[0][0]} rows after the writes, not 3")
-    except Exception as error:
-        problems.append(f"reading accounts after the writes failed: {error!r}")
+        (folder / CANARY).write_text(_CANARY_TEXT, encoding="utf-8")
+        for probe in probes:
+            problems.extend(_probe_problems(connection, probe.text(prefix, folder), probe))
+        left = sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+        if left != [CANARY]:
+            created = ", ".join(p for p in left if p != CANARY)
+            problems.append(f"the probes created files: {created}")
+    finally:
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+    after = _table_checksums(connection, prefix, problems)
+    problems.extend(
+        f"{name} changed under the probes" for name in before if before[name] != after.get(name)
+    )
+    files_after = _file_checksums(watch)
+    problems.extend(
+        f"{path} changed under the probes"
+        for path in sorted(set(files_before) | set(files_after))
+        if files_before.get(path) != files_after.get(path)
+    )
     return problems
+
+
+def _probe_problems(connection: Any, sql: str, probe: Probe) -> list[str]:
+    from kpiengine.errors import EngineError
+
+    try:
+        connection.execute(sql)
+    except EngineError:
+        return []
+    except Exception as error:
+        return [f"{sql} must raise EngineError, not {error!r}"]
+    what = "a write was accepted" if probe.kind == "write" else "a read outside was accepted"
+    return [f"{what}: {sql}"]
+
+
+def _table_checksums(connection: Any, prefix: str, problems: list[str]) -> dict[str, str]:
+    """Table → a digest of its rows (in a stable order), read through the connection."""
+    import hashlib
+
+    sums: dict[str, str] = {}
+    for name in DATASET.tables:
+        try:
+            _, rows = connection.execute(f"SELECT * FROM {prefix}{name}")
+        except Exception as error:
+            problems.append(f"reading {prefix}{name} around the probes failed: {error!r}")
+            continue
+        text = "\n".join(sorted(repr(tuple(row)) for row in rows))
+        sums[f"table {prefix}{name}"] = hashlib.sha256(text.encode()).hexdigest()
+    return sums
+
+
+def _file_checksums(watch: Sequence[Path]) -> dict[str, str]:
+    import hashlib
+
+    sums: dict[str, str] = {}
+    for root in watch:
+        paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        for path in paths:
+            sums[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return sums
 
 
 def run_conformance(
@@ -784,7 +908,7 @@ def run_conformance(
                 problems.extend(case_problems(projects[case.fiscal_year_start], connection, case))
             except Exception as error:
                 problems.append(f"case {case.id} raised {error!r}")
-        problems.extend(read_only_problems(connection, schema))
+        problems.extend(read_only_problems(connection, schema, watch=[workdir]))
     return problems
 
 
@@ -859,7 +983,9 @@ class ConnectorConformance:
         assert not problems, "\n".join(problems)
 
     def test_read_only(self, conformance: _Loaded) -> None:
-        problems = read_only_problems(conformance.connection, self.schema)
+        problems = read_only_problems(
+            conformance.connection, self.schema, watch=[conformance.workdir]
+        )
         assert not problems, "\n".join(problems)
 
     def test_close(self, conformance: _Loaded) -> None:

@@ -13,6 +13,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 
 from kpiengine.ast import Call, Literal, Name, Node, walk
+from kpiengine.diagnostics import Diagnostic
 
 TIME_FUNCTIONS = frozenset(
     {"previous", "growth", "rolling_sum", "rolling_avg", "cumulative_sum", "streak"}
@@ -26,6 +27,32 @@ def periods_argument(call: Call) -> int:
     if len(call.args) > 1 and isinstance(call.args[1], Literal):
         return int(call.args[1].value)  # type: ignore[arg-type]
     return 1
+
+
+def offset_problems(tree: Node, limit: int) -> list[Diagnostic]:
+    """KPI402 at every time-function offset over ``limit`` periods: no range is short
+    enough to run it within the limit, so it is a definition error, found without a run
+    (``kpi validate``) and before any period arithmetic (``previous(k, 700000)`` at day
+    grain would otherwise build a spine of 700 000 days)."""
+    found = []
+    for node in walk(tree):
+        if not (isinstance(node, Call) and node.name in TIME_FUNCTIONS and len(node.args) > 1):
+            continue
+        argument = node.args[1]
+        value = argument.value if isinstance(argument, Literal) else None
+        if isinstance(value, int) and not isinstance(value, bool) and value > limit:
+            shown = f"{value:,}" if value < 10**15 else "more than 10^15"
+            found.append(
+                Diagnostic(
+                    "KPI402",
+                    f"`{node.name}` reaches {shown} periods back, over the limit of "
+                    f"{limit:,} periods a statement may produce",
+                    argument.span,
+                    "use a smaller number of periods, or raise the limit with "
+                    "--max-periods N (or KPI_MAX_PERIODS)",
+                )
+            )
+    return found
 
 
 def lookback(

@@ -32,8 +32,14 @@ except ImportError:  # pragma: no cover - depends on how PyYAML was built
 YamlPath = Sequence[str | int]
 
 MAX_DEPTH = 64
-MAX_VALUES = 1_000_000  # after alias expansion; stops "billion laughs" documents
+MAX_VALUES = 250_000  # after alias expansion; stops "billion laughs" documents
+# Nodes (keys and values) composed at most: composing costs ~8 µs and ~400 bytes a node,
+# so a 10 MB file of one million keys took 16 s and 900 MB before being refused.
+MAX_NODES = 2 * MAX_VALUES
 MAX_C_MARKERS = 10_000  # `[`, `{` and `- ` beyond which libyaml could nest too deep
+# Lone surrogates: only `\uD800`-style escapes in double quotes make them (the file
+# itself is strict UTF-8), and no UTF-8 output can hold them.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 _TAG = "tag:yaml.org,2002:"
 _STR, _MERGE = _TAG + "str", _TAG + "merge"
@@ -62,7 +68,10 @@ def scalar_value(node: ScalarNode) -> Any:
     if text in _SPECIAL:
         return _SPECIAL[text]
     if _INT.fullmatch(text):
-        return int(text)
+        try:
+            return int(text)
+        except ValueError:  # more digits than int() converts: beyond any double anyway
+            return -math.inf if text.startswith("-") else math.inf
     if text[:2] in ("0o", "0x"):
         try:
             return int(text[2:], 8 if text[1] == "o" else 16)
@@ -85,6 +94,10 @@ def compose(text: str, file: str) -> tuple[Node | None, list[Diagnostic]]:
     markers = text.count("[") + text.count("{") + text.count("- ")
     loader = _Loader if markers < MAX_C_MARKERS else yaml.SafeLoader
     try:
+        if _too_many_nodes(text, loader):
+            hint = "split the definitions into several files"
+            message = f"document too large: over {MAX_VALUES:,} values (the limit)"
+            return None, [Diagnostic("KPI105", message, Span.point(file, 1, 1), hint)]
         for document in yaml.compose_all(text, Loader=loader):
             if not _is_empty(document):
                 documents.append(document)
@@ -116,6 +129,23 @@ def compose(text: str, file: str) -> tuple[Node | None, list[Diagnostic]]:
             )
         ]
     return documents[0], []
+
+
+def _too_many_nodes(text: str, loader: type) -> bool:
+    """Whether ``text`` holds more than :data:`MAX_NODES` nodes, counted on the parser's
+    events (fast, constant memory) before anything is composed. Text too short to hold
+    that many is not scanned: a node after the first follows a line break, `,` or `:`,
+    or opens a collection with `[`, `{`, `-` or `?`."""
+    if sum(text.count(c) for c in "\n,:[{-?") < MAX_NODES:
+        return False
+    count = 0
+    node_events = (yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent)
+    for event in yaml.parse(text, Loader=loader):
+        if isinstance(event, node_events):
+            count += 1
+            if count > MAX_NODES:
+                return True
+    return False
 
 
 def _is_empty(node: Node | None) -> bool:
@@ -181,6 +211,12 @@ def _explain(problem: str, context: str, context_line: int | None, at: str) -> t
             "quote never closed",
             "close the quote at the end of the text",
         )
+    if "invalid Unicode character escape" in problem:  # `\\ud800`: half a surrogate pair
+        return (
+            "invalid Unicode escape in double quotes",
+            "write the character itself; `\\uD800`-`\\uDFFF` are halves of a surrogate pair, "
+            "not characters: write `\\U0001F600` (8 digits) for one beyond U+FFFF",
+        )
     if "unknown escape" in problem:  # the mark is on the backslash
         return (
             f"unknown escape `{escape}` in double quotes",
@@ -233,22 +269,38 @@ class Converter:
         self._done: dict[int, tuple[Any, int]] = {}  # id(node) → (value, values inside)
         self._active: set[int] = set()
         self._total = 0
+        self._aliased = 0  # values that only exist through aliases
 
     def convert(self, node: Node) -> Any:
         value, _size = self._convert(node, 0)
         if self._total > MAX_VALUES:
-            self._error(node, f"document too large: aliases expand to over {MAX_VALUES} values")
+            if self._aliased:
+                message = (
+                    f"document too large: with its aliases expanded it has over "
+                    f"{MAX_VALUES:,} values (the limit)"
+                )
+                hint = "an alias (`*name`) repeats everything under its anchor; use fewer"
+            else:
+                message = f"document too large: over {MAX_VALUES:,} values (the limit)"
+                hint = "split the definitions into several files"
+            self.diagnostics.append(
+                Diagnostic("KPI105", message, first_char(node_span(node, self.file)), hint)
+            )
             return None
         return value
 
     def _convert(self, node: Node, depth: int) -> tuple[Any, int]:
         if isinstance(node, ScalarNode):
             self._total += 1
+            if _SURROGATE.search(node.value):
+                self._bad_text(node)
+                return _SURROGATE.sub("\ufffd", node.value), 1
             return scalar_value(node), 1
         key = id(node)
         if key in self._done:  # an alias: the same node again
             value, size = self._done[key]
             self._total += size
+            self._aliased += size
             return value, size
         if key in self._active:
             self._error(node, "an alias refers to the value that contains it")
@@ -283,6 +335,9 @@ class Converter:
                 self._error(key_node, "a key must be plain text, not a list or a mapping")
                 continue
             name = key_node.value
+            if _SURROGATE.search(name):
+                self._bad_text(key_node)
+                name = _SURROGATE.sub("\ufffd", name)
             if name in first:
                 earlier = first[name].start_mark.line + 1
                 self.diagnostics.append(
@@ -308,6 +363,20 @@ class Converter:
 
     def _error(self, node: Node, message: str) -> None:
         self.diagnostics.append(Diagnostic("KPI105", message, node_span(node, self.file)))
+
+    def _bad_text(self, node: ScalarNode) -> None:
+        """A text holding a lone surrogate (``"\\ud800"``): it cannot be written out as
+        UTF-8, so every later print, file or report would fail on it."""
+        code = ord(_SURROGATE.search(node.value).group())  # type: ignore[union-attr]
+        self.diagnostics.append(
+            Diagnostic(
+                "KPI105",
+                f"the text holds U+{code:04X}, half of a surrogate pair, which is not a character",
+                first_char(node_span(node, self.file)),
+                "write the character itself; in double quotes, `\\U0001F600` (8 digits) "
+                "writes a character beyond U+FFFF",
+            )
+        )
 
 
 # -- locating -----------------------------------------------------------------------------------
@@ -365,6 +434,11 @@ def locate(
 
 
 # -- spans and expression origins -------------------------------------------------------------
+
+
+def first_char(span: Span) -> Span:
+    """Only the first character of a span: a whole mapping would underline many lines."""
+    return Span(span.file, span.line, span.col, span.line, span.col + 1)
 
 
 def key_span(node: Node, file: str) -> Span:

@@ -4,7 +4,9 @@
 #
 #   scripts/pg-run.sh .venv/bin/python -m pytest -q
 #
-# - KPI_TEST_POSTGRES_URL already set: that server is used, nothing is started.
+# - KPI_TEST_POSTGRES_URL already set: that server is used, nothing is started
+#   (KPI_TEST_POSTGRES_ADMIN_URL, when set, is the role that loads the fixtures; it
+#   should not be the same role: the connector is tested with a non-superuser one).
 # - A cluster already started by scripts/pg-start.sh is reused and left running.
 # - Otherwise scripts/pg-start.sh starts one and scripts/pg-stop.sh removes it at the end.
 # - PostgreSQL cannot be started: on CI (CI=true) that fails; elsewhere the command still

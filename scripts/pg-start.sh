@@ -2,7 +2,15 @@
 # Start a throwaway PostgreSQL cluster for the tests.
 #
 #   scripts/pg-start.sh        # prints `export KPI_TEST_POSTGRES_URL=postgresql://...`
+#                              # and `export KPI_TEST_POSTGRES_ADMIN_URL=postgresql://...`
 #   scripts/pg-stop.sh         # stops it and removes its data
+#
+# Two roles, as an operator would set them up (docs/security.md):
+# - KPI_TEST_POSTGRES_URL connects as `kpi_reader`: LOGIN, no superuser, no CREATEDB /
+#   CREATEROLE, member of pg_read_all_data only (SELECT on every table): what the
+#   connector under test uses. It cannot COPY TO PROGRAM, read server files or write.
+# - KPI_TEST_POSTGRES_ADMIN_URL connects as the superuser `kpi`: for the tests' fixtures
+#   only (CREATE DATABASE, loading tables, the sample writer).
 #
 # - installs PostgreSQL with apt-get when it is missing (only when run as root);
 # - PostgreSQL refuses to run as root: as root the cluster runs as a non-root system user
@@ -10,7 +18,7 @@
 # - the data lives in a fresh folder under $TMPDIR (/tmp); the server listens on
 #   127.0.0.1 only, on a free port, with no unix socket; a password is required;
 # - the state (URL, data folder, user) is written to .pgdata/ in the repo, which the
-#   tests read (`.pgdata/url`) and pg-stop.sh uses.
+#   tests read (`.pgdata/url`, `.pgdata/admin_url`) and pg-stop.sh uses.
 #
 # Running it again while the cluster is up reuses it. Exit status non-zero on failure.
 set -euo pipefail
@@ -19,6 +27,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 STATE="${KPI_PG_STATE:-$ROOT/.pgdata}"
 DATABASE="kpitest"
 SUPERUSER="kpi"
+READER="kpi_reader"
 
 log() { echo "pg-start: $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -50,9 +59,13 @@ if [[ -f "$STATE/url" && -f "$STATE/datadir" ]]; then
     DATA="$(cat "$STATE/datadir")"
     if [[ -n "$BINDIR" && -f "$DATA/cluster/postmaster.pid" ]] &&
         "$BINDIR/pg_isready" -q -h 127.0.0.1 -p "$(cat "$STATE/port")" 2>/dev/null; then
-        log "reusing the running cluster in $DATA"
-        echo "export KPI_TEST_POSTGRES_URL=$(cat "$STATE/url")"
-        exit 0
+        if [[ -f "$STATE/admin_url" ]]; then
+            log "reusing the running cluster in $DATA"
+            echo "export KPI_TEST_POSTGRES_URL=$(cat "$STATE/url")"
+            echo "export KPI_TEST_POSTGRES_ADMIN_URL=$(cat "$STATE/admin_url")"
+            exit 0
+        fi
+        log "the running cluster in $DATA predates the reader role: recreating it"
     fi
     log "stale state in $STATE: cleaning up"
     "$ROOT/scripts/pg-stop.sh" >/dev/null 2>&1 || true
@@ -154,8 +167,16 @@ export PGPASSWORD="$PASSWORD"
 "$BINDIR/psql" -X -q -h 127.0.0.1 -p "$PORT" -U "$SUPERUSER" -d postgres \
     -c "CREATE DATABASE $DATABASE" >/dev/null
 
-URL="postgresql://$SUPERUSER:$PASSWORD@127.0.0.1:$PORT/$DATABASE"
-(umask 077 && echo "$URL" >"$STATE/url")
+# the connector's role: reads every table, nothing else (the password is hex: no quoting)
+READER_PASSWORD="$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+"$BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U "$SUPERUSER" -d postgres \
+    -c "CREATE ROLE $READER LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD '$READER_PASSWORD'" \
+    -c "GRANT pg_read_all_data TO $READER" >/dev/null
+
+ADMIN_URL="postgresql://$SUPERUSER:$PASSWORD@127.0.0.1:$PORT/$DATABASE"
+URL="postgresql://$READER:$READER_PASSWORD@127.0.0.1:$PORT/$DATABASE"
+(umask 077 && echo "$URL" >"$STATE/url" && echo "$ADMIN_URL" >"$STATE/admin_url")
 log "PostgreSQL $("$BINDIR/postgres" --version | awk '{print $3}') on 127.0.0.1:$PORT" \
-    "(data $DATA, user $OWNER)"
+    "(data $DATA, user $OWNER; tests connect as $READER, fixtures as $SUPERUSER)"
 echo "export KPI_TEST_POSTGRES_URL=$URL"
+echo "export KPI_TEST_POSTGRES_ADMIN_URL=$ADMIN_URL"

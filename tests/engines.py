@@ -10,9 +10,11 @@ end of this module, e.g. for Spark::
 
     register(Engine("spark", load_spark, available=spark_available, marks=(pytest.mark.slow,)))
 
-PostgreSQL needs a server: ``KPI_TEST_POSTGRES_URL`` (a superuser-ish URL that may create
-databases), else the URL that ``scripts/pg-start.sh`` wrote to ``.pgdata/url``. Each load
-creates a new database on it, dropped when the test process exits.
+PostgreSQL needs a server: ``KPI_TEST_POSTGRES_URL``, else the URL that
+``scripts/pg-start.sh`` wrote to ``.pgdata/url``: the role the connector is tested with (a
+non-superuser reader). ``KPI_TEST_POSTGRES_ADMIN_URL`` (else ``.pgdata/admin_url``, else
+the same URL) is a role that may create databases: it loads the fixtures. Each load
+creates a new database, dropped when the test process exits.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL_ENV = "KPI_TEST_POSTGRES_URL"
 POSTGRES_URL_FILE = ROOT / ".pgdata" / "url"
+POSTGRES_ADMIN_URL_ENV = "KPI_TEST_POSTGRES_ADMIN_URL"
+POSTGRES_ADMIN_URL_FILE = ROOT / ".pgdata" / "admin_url"
 
 Tables = Mapping[str, pa.Table]
 
@@ -188,6 +192,23 @@ def postgres_url() -> str | None:
     return None
 
 
+def postgres_admin_url() -> str | None:
+    """The role that creates databases and loads fixtures (see the module docstring)."""
+    if os.environ.get(POSTGRES_URL_ENV):
+        return os.environ.get(POSTGRES_ADMIN_URL_ENV) or os.environ[POSTGRES_URL_ENV]
+    if POSTGRES_ADMIN_URL_FILE.is_file():
+        return POSTGRES_ADMIN_URL_FILE.read_text().strip() or postgres_url()
+    return postgres_url()
+
+
+def as_admin(url: str) -> str:
+    """The same database as ``url``, reached as the admin role (to write fixtures)."""
+    admin = postgres_admin_url()
+    assert admin is not None, "checked by postgres_available()"
+    parts = urlsplit(url)
+    return urlunsplit(urlsplit(admin)._replace(path=parts.path, query=parts.query))
+
+
 def postgres_available() -> str | None:
     try:
         import kpiengine_postgres  # noqa: F401
@@ -206,13 +227,15 @@ _created_databases: list[str] = []
 
 
 def postgres_database() -> str:
-    """A new, empty database on the test server; its URL. Dropped at exit."""
+    """A new, empty database on the test server; its URL (the reader role's: write to
+    it through :func:`as_admin`). Dropped at exit."""
     import psycopg
 
     url = postgres_url()
-    assert url is not None, "checked by postgres_available()"
+    admin = postgres_admin_url()
+    assert url is not None and admin is not None, "checked by postgres_available()"
     name = f"kpitest_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(_libpq(url), autocommit=True) as connection:
+    with psycopg.connect(_libpq(admin), autocommit=True) as connection:
         connection.execute(f'CREATE DATABASE "{name}"')
     _created_databases.append(name)
     return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
@@ -232,7 +255,7 @@ def _drop_databases() -> None:
     try:
         import psycopg
 
-        url = postgres_url()
+        url = postgres_admin_url()
         if url is None:
             return
         with psycopg.connect(_libpq(url), autocommit=True) as connection:
@@ -247,7 +270,7 @@ def load_postgres(tables: Tables, folder: Path) -> str:
     from kpiengine_postgres.sample_writer import write_tables
 
     url = postgres_database()
-    write_tables(url, tables)
+    write_tables(as_admin(url), tables)
     return url
 
 

@@ -64,7 +64,7 @@ def test_duckdb_file_is_read_only(tmp_path):
 def test_sqlite_file_is_read_only(tmp_path):
     url = make_sqlite(tmp_path / "w.db", TABLES)
     with kpiengine.connect(url) as connection:
-        with pytest.raises(EngineError, match="readonly"):
+        with pytest.raises(EngineError, match="read-only"):
             connection.execute("CREATE TABLE sneaky (a INTEGER)")
         assert connection.columns("accounts") == {"account_id": "TEXT", "segment": "TEXT"}
 

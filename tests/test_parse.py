@@ -582,6 +582,14 @@ def test_depth_limit_boundary() -> None:
     parse(" and ".join(["a"] * (MAX_DEPTH - 1)) + " and (b)")
 
 
+def test_a_flat_sum_of_100_terms_is_not_too_deep() -> None:
+    """Issue 10: `sum(a) + ... + sum(a)` with 100 terms was refused as "nested too
+    deeply". The limit is what the later stages (compile, sqlglot, the engines) handle."""
+    parse(" + ".join(["sum(x)"] * 100))
+    parse("sum(" + " + ".join(["x"] * 100) + ")")
+    parse(" or ".join(["x = 1"] * 100))
+
+
 def test_deep_input_with_a_syntax_error_is_a_syntax_error() -> None:
     assert problem("(" * DEEP + "1").code == "KPI201"
     assert problem("+".join(["1"] * DEEP) + " +").code == "KPI201"

@@ -38,6 +38,7 @@ from tests.conftest import write_files
 from tests.engines import (
     ENGINES,
     arrow_tables,
+    as_admin,
     on_ci,
     postgres_database,
     postgres_url,
@@ -269,7 +270,7 @@ def test_connector_keeps_backslashes_literal_whatever_the_server_says(facts, ser
 
     project, pg, _ = facts
     database = pg.rsplit("/", 1)[1]
-    with psycopg.connect(split_url(server)[0], autocommit=True) as admin:
+    with psycopg.connect(split_url(as_admin(server))[0], autocommit=True) as admin:
         admin.execute(f'ALTER DATABASE "{database}" SET standard_conforming_strings = off')
     try:
         sql = project.compile(["backslashes"], dialect="postgres", **MONTHS)
@@ -277,7 +278,7 @@ def test_connector_keeps_backslashes_literal_whatever_the_server_says(facts, ser
         assert [row[-1] for row in _raw(pg, sql)] == [0, 0]  # the plain session: wrong
         assert series(run(project, pg, ["backslashes"]), "backslashes") == [1, 1]
     finally:
-        with psycopg.connect(split_url(server)[0], autocommit=True) as admin:
+        with psycopg.connect(split_url(as_admin(server))[0], autocommit=True) as admin:
             admin.execute(f'ALTER DATABASE "{database}" RESET standard_conforming_strings')
 
 
@@ -295,11 +296,13 @@ def test_connector_turns_jit_off(server, catalog_on_postgres):
     plain = "\n".join(r[0] for r in _raw(url, "EXPLAIN (ANALYZE false) " + sql))
     assert "JIT:" in plain  # what the plain session would do
     with kpiengine.connect(url) as connection:
-        _, explained = connection.execute("EXPLAIN (ANALYZE false) " + sql)
+        # EXPLAIN is refused by the connector (not a query): ask its session directly
+        explained = connection._connection.execute("EXPLAIN (ANALYZE false) " + sql).fetchall()
+        connection._connection.rollback()
         assert "JIT:" not in "\n".join(r[0] for r in explained)
-        assert connection.execute("SHOW jit")[1] == [("off",)]
+        assert connection.execute("SELECT current_setting('jit')")[1] == [("off",)]
     with kpiengine.connect(url + "?jit=on") as connection:
-        assert connection.execute("SHOW jit")[1] == [("on",)]
+        assert connection.execute("SELECT current_setting('jit')")[1] == [("on",)]
 
 
 @slow
@@ -323,7 +326,7 @@ def test_date_buckets_do_not_depend_on_the_session_time_zone(facts, tmp_path):
     project = kpiengine.load(write_files(tmp_path / "defs", files))
     zoned = pg + f"?options=-c%20TimeZone%3D{zone}"
     with kpiengine.connect(zoned) as connection:
-        assert connection.execute("SHOW TimeZone")[1] == [(zone,)]
+        assert connection.execute("SELECT current_setting('TimeZone')")[1] == [(zone,)]
     for grain in ("day", "week", "month", "quarter"):
         september = {"grain": grain, "start": "2024-08-26", "end": "2024-09-10"}
         got = run(project, zoned, ["by_day"], **september)
@@ -367,11 +370,18 @@ def test_every_statement_is_read_only(facts):
             with pytest.raises(EngineError, match="only reads"):
                 connection.execute(sql)
         # one statement per call: the read-only transaction cannot be ended from inside
-        with pytest.raises(EngineError, match="multiple commands"):
+        with pytest.raises(EngineError, match="one query per call, got 2 statements"):
             connection.execute("COMMIT; DROP TABLE facts")
-        with pytest.raises(EngineError, match="read-write mode"):
+        with pytest.raises(EngineError, match=r"set_config\(\) is not allowed"):
             connection.execute("SELECT set_config('transaction_read_only', 'off', true)")
-        assert connection.execute("SHOW transaction_read_only")[1] == [("on",)]
+        import psycopg
+
+        raw = connection._connection  # were it sent, the server would refuse it too
+        with pytest.raises(psycopg.Error, match="read-write mode"):
+            raw.execute("SELECT set_config('transaction_read_only', 'off', true)")
+        raw.rollback()
+        read_only = "SELECT current_setting('transaction_read_only')"
+        assert connection.execute(read_only)[1] == [("on",)]
         assert connection.execute("SELECT count(*) FROM facts") == (["count"], [(7,)])
 
 
@@ -387,7 +397,8 @@ def test_session_settings(facts, monkeypatch):
             ("default_transaction_read_only", "on"),
             ("application_name", "kpiengine"),
         ]:
-            assert connection.execute(f"SHOW {name}")[1] == [(value,)], name
+            shown = connection.execute(f"SELECT current_setting('{name}')")[1]
+            assert shown == [(value,)], name
 
 
 @slow
@@ -396,7 +407,7 @@ def test_columns_from_information_schema(facts, server):
     from kpiengine_postgres.connection import split_url
 
     _, pg, _ = facts
-    with psycopg.connect(split_url(pg)[0], autocommit=True) as admin:
+    with psycopg.connect(split_url(as_admin(pg))[0], autocommit=True) as admin:
         admin.execute("CREATE SCHEMA IF NOT EXISTS crm")
         admin.execute("CREATE TABLE IF NOT EXISTS crm.deals (deal_id text, amount numeric)")
     with kpiengine.connect(pg) as connection:
@@ -421,7 +432,7 @@ def test_schema_qualified_source(facts, tmp_path):
     from kpiengine_postgres.connection import split_url
 
     _, pg, _ = facts
-    with psycopg.connect(split_url(pg)[0], autocommit=True) as admin:
+    with psycopg.connect(split_url(as_admin(pg))[0], autocommit=True) as admin:
         admin.execute("CREATE SCHEMA IF NOT EXISTS sales")
         admin.execute("DROP TABLE IF EXISTS sales.orders")
         admin.execute("CREATE TABLE sales.orders (amount double precision, at date)")
@@ -541,11 +552,13 @@ def test_statement_timeout_from_url_and_environment(facts, monkeypatch):
         assert connection.execute("SELECT 1")[1] == [(1,)]  # still usable afterwards
     monkeypatch.setenv("KPI_STATEMENT_TIMEOUT", "150ms")
     with kpiengine.connect(pg) as connection:
-        assert connection.execute("SHOW statement_timeout")[1] == [("150ms",)]
+        shown = connection.execute("SELECT current_setting('statement_timeout')")[1]
+        assert shown == [("150ms",)]
         with pytest.raises(EngineError, match="statement timeout"):
             connection.execute("SELECT pg_sleep(2)")
     with kpiengine.connect(pg + "?statement_timeout=0") as connection:  # the URL wins
-        assert connection.execute("SHOW statement_timeout")[1] == [("0",)]
+        shown = connection.execute("SELECT current_setting('statement_timeout')")[1]
+        assert shown == [("0",)]
 
 
 @pytest.mark.parametrize(
@@ -626,7 +639,8 @@ def test_sample_data_command(server, capsys):
     from kpiengine.sample.generate import generate
 
     url = postgres_database()
-    assert main(["sample-data", "--to", url, "--rows", "300", "--seed", "3"]) == 0
+    writer = as_admin(url)  # the connector's role only reads
+    assert main(["sample-data", "--to", writer, "--rows", "300", "--seed", "3"]) == 0
     expected: dict[str, int] = {}
     for table, batch in generate(300, 3):
         expected[table] = expected.get(table, 0) + batch.num_rows
@@ -636,9 +650,9 @@ def test_sample_data_command(server, capsys):
         assert connection.columns("opportunities")["amount"] == "double precision"
         assert connection.columns("opportunities")["created_at"] == ("timestamp without time zone")
     capsys.readouterr()
-    assert main(["sample-data", "--to", url, "--rows", "300"]) == 2
+    assert main(["sample-data", "--to", writer, "--rows", "300"]) == 2
     assert "already has table(s) accounts" in capsys.readouterr().err
-    assert main(["sample-data", "--to", url, "--rows", "200", "--replace"]) == 0
+    assert main(["sample-data", "--to", writer, "--rows", "200", "--replace"]) == 0
 
 
 @slow
@@ -654,7 +668,7 @@ def test_sample_writer_leaves_nothing_on_failure(server):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        write_sample(url, rows=200, progress=progress)
+        write_sample(as_admin(url), rows=200, progress=progress)
     with kpiengine.connect(url) as connection:
         tables = connection.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
@@ -693,7 +707,7 @@ def test_writer_round_trips_values_exactly(server):
         }
     )
     url = postgres_database()
-    write_tables(url, {"values": table})
+    write_tables(as_admin(url), {"values": table})
     with kpiengine.connect(url) as connection:
         _, rows = connection.execute('SELECT s, f, i, b, d, t FROM "values"')
     assert sorted(rows, key=repr) == sorted(
@@ -721,10 +735,11 @@ def _load_kit(dataset: Dataset, schema: str | None = None) -> str:
     url = postgres_database()
     target = url
     if schema is not None:
-        with psycopg.connect(split_url(url)[0], autocommit=True) as admin:
+        with psycopg.connect(split_url(as_admin(url))[0], autocommit=True) as admin:
             admin.execute(f"CREATE SCHEMA {schema}")
         target = f"{url}?options=-csearch_path%3D{schema}"
-    write_tables(target, {name: table.to_arrow() for name, table in dataset.tables.items()})
+    tables = {name: table.to_arrow() for name, table in dataset.tables.items()}
+    write_tables(as_admin(target), tables)
     return url
 
 

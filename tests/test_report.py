@@ -108,7 +108,7 @@ def test_json_and_csv_and_markdown_match_the_run(env, capsys):
     ]
     assert report(capsys, env, "evil", "--renderer", "markdown", "-o", str(folder / "r.md"))[0] == 0
     markdown = (folder / "r.md").read_text()
-    assert "| warning | evil | 2024-01-01 | 3 deals <b>bold</b> |" in markdown
+    assert "| warning | evil | 2024-01-01 | 3 deals &lt;b&gt;bold&lt;/b&gt; |" in markdown
 
 
 def test_custom_template(env, capsys):

@@ -600,3 +600,35 @@ def test_sample_data_written_to_parquet_reads_on_spark(tmp_path):
         results[url.split(":")[0]] = {(r.kpi, r.period): r.value for r in result.rows}
     assert_same(results["spark"], results["files"])
     assert sum(v not in (None, 0) for v in results["files"].values()) > 40
+
+
+# -- the write probes of the conformance kit (issue 10) ----------------------------------
+
+
+def test_write_and_file_probes_are_refused(tmp_path):
+    """Every probe of kpiengine.testing fails with EngineError and changes nothing; before,
+    ``SELECT * FROM csv.`/path``` read any file and ``reflect(...)`` called Java."""
+    from kpiengine.testing import DATASET, read_only_problems
+
+    require(SPARK)
+    folder = DATASET.write_parquet(tmp_path / "kit")
+    with kpiengine.connect(f"spark://local[2]?tables={folder}") as connection:
+        assert read_only_problems(connection, watch=[folder]) == []
+        for sql in (
+            f"SELECT * FROM text.`{folder / 'accounts.parquet'}`",
+            "SELECT java_method('java.lang.System', 'getProperty', 'user.dir')",
+        ):
+            with pytest.raises(EngineError):
+                connection.execute(sql)
+        assert connection.execute("SELECT COUNT(*) FROM accounts")[1] == [(3,)]
+
+
+def test_denied_functions_are_dropped_for_the_connection_only(tiny_folder):
+    """Other sessions of the process (a user's own) keep ``reflect``."""
+    from kpiengine_spark.connection import spark_session
+
+    url = f"spark://local[2]?tables={tiny_folder}"
+    with kpiengine.connect(url) as connection, pytest.raises(EngineError, match="reflect"):
+        connection.execute("SELECT reflect('java.lang.String', 'valueOf', 1)")
+    other = spark_session("local[2]").newSession()
+    assert other.sql("SELECT reflect('java.lang.String', 'valueOf', 1)").collect()[0][0] == "1"

@@ -193,7 +193,9 @@ class _Sloppy:
     def __init__(self, url: str) -> None:
         import duckdb
 
-        self._connection = duckdb.connect(url.split(":///", 1)[1])  # not read-only
+        # not read-only; never fetches an extension from the network (the probes ask)
+        config = {"autoinstall_known_extensions": False}
+        self._connection = duckdb.connect(url.split(":///", 1)[1], config=config)
 
     def execute(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
         cursor = self._connection.execute(sql)  # duckdb errors leak out as they are

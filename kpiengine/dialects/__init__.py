@@ -213,6 +213,16 @@ class DialectRules:
     def to_double(self, value: exp.Expression) -> exp.Expression:
         return as_double(value)
 
+    def natural_order(self, value: exp.Expression) -> exp.Ordered:
+        """Ascending order, nulls where the engine puts them anyway, for a key that is never
+        null (the period, inside windows). Left unsaid, sqlglot would ask for NULLS LAST,
+        which it emulates with an extra sort key outside windows but cannot inside a
+        window frame on MySQL or T-SQL (it warns and drops it)."""
+        from sqlglot.dialects.dialect import Dialect
+
+        small = Dialect.get_or_raise(self.name).NULL_ORDERING == "nulls_are_small"
+        return exp.Ordered(this=value, nulls_first=small)
+
     # -- periods ------------------------------------------------------------------------
     def bucket(
         self, value: exp.Expression, grain: str, fiscal_year_start: int, week_start: str

@@ -28,8 +28,9 @@ import re
 from typing import Any
 from urllib.parse import unquote
 
-from kpiengine.connectors import ClosingConnection
+from kpiengine.connectors import ClosingConnection, redact_url
 from kpiengine.errors import EngineError, UsageError
+from kpiengine_postgres.guard import check_query
 
 DEFAULT_STATEMENT_TIMEOUT = "5min"
 TIMEOUT_ENV = "KPI_STATEMENT_TIMEOUT"
@@ -108,7 +109,8 @@ def parse_url(url: str) -> tuple[str, dict[str, str]]:
 
 
 class PostgresConnection(ClosingConnection):
-    """Runs each statement alone in a READ ONLY transaction, then ends it."""
+    """Runs each statement alone in a READ ONLY transaction, then ends it; a statement
+    that is not one plain query is refused before it is sent (:mod:`.guard`)."""
 
     dialect = "postgres"
 
@@ -120,6 +122,7 @@ class PostgresConnection(ClosingConnection):
     def execute(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
         import psycopg
 
+        check_query(sql)  # one plain query, or refused before anything is sent
         try:
             # prepared: the extended protocol takes one statement only, so the text
             # cannot end the READ ONLY transaction (`COMMIT; ...`) and go on outside it
@@ -280,12 +283,14 @@ def statement_error(error: Exception, target: Target, timeout: str) -> EngineErr
 
 
 def _first_line(error: Exception) -> str:
+    """The first line of a driver message; libpq quotes the URI it could not parse, so
+    any password in it is hidden."""
     text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    return redact_url(text.splitlines()[0]) if text else type(error).__name__
 
 
 def _redact(url: str) -> str:
-    return re.sub(r"(://[^:/@?]*):[^@/?]*@", r"\1:***@", url)
+    return redact_url(url)
 
 
 def _login_name() -> str:

@@ -44,6 +44,12 @@ _LOG_CONFIG = Path(__file__).with_name("log4j2.properties")
 #: Settings of every session a connection runs in (numbers must not depend on the
 #: machine's time zone: timestamps are bucketed into days in UTC, like DuckDB's).
 SESSION_CONF = {"spark.sql.session.timeZone": "UTC"}
+#: Set last, over the URL's settings: a query may not read a file by its path
+#: (``SELECT * FROM csv.`/etc/passwd```).
+LOCKED_CONF = {"spark.sql.runSQLOnFiles": "false"}
+#: Built-in functions removed from each connection's session: they call any static Java
+#: method (``reflect('java.lang.System', 'exit', 0)``) or name the files read.
+DENIED_FUNCTIONS = ("reflect", "java_method", "try_reflect")
 
 
 @dataclass(frozen=True)
@@ -247,10 +253,12 @@ class SparkConnection(ClosingConnection):
             raise EngineError("Spark: the connection is closed")
         parser = self._session._jsparkSession.sessionState().sqlParser()
         try:
-            parser.parseQuery(sql)
+            with _quiet_query_errors():
+                parser.parseQuery(sql)
         except Exception as error:
             try:
-                parser.parsePlan(sql)
+                with _quiet_query_errors():
+                    parser.parsePlan(sql)
             except Exception:
                 raise self._error(error) from error
             raise EngineError(
@@ -352,14 +360,41 @@ def open_spark(url: str) -> SparkConnection:
 
 def _prepare(session: Any, parsed: SparkURL, views: dict[str, Path]) -> None:
     """The connection's settings, current database and temporary views."""
-    for key, value in {**SESSION_CONF, **parsed.conf}.items():
+    for key, value in {**SESSION_CONF, **parsed.conf, **LOCKED_CONF}.items():
         if key.startswith("spark.sql."):
             session.conf.set(key, value)
+    _drop_functions(session)
     if parsed.database:
         session.catalog.setCurrentDatabase(parsed.database)
     for name, path in views.items():
         # the path is passed as a value to the reader, never pasted into SQL
         session.read.parquet(str(path)).createOrReplaceTempView(name)
+
+
+def _drop_functions(session: Any) -> None:
+    """Remove :data:`DENIED_FUNCTIONS` from the session's own function registry (other
+    sessions of the process keep theirs). Spark 4 names built-ins ``system.builtin.x``,
+    Spark 3.5 by their bare name."""
+    jvm = session.sparkContext._jvm
+    registry = session._jsparkSession.sessionState().functionRegistry()
+    identifier = jvm.org.apache.spark.sql.catalyst.FunctionIdentifier
+    option = jvm.scala.Option
+    for name in DENIED_FUNCTIONS:
+        for qualified in (
+            lambda n=name: identifier(n, option.apply("builtin"), option.apply("system")),
+            lambda n=name: identifier.apply(n),
+        ):
+            try:
+                function = qualified()
+                if registry.functionExists(function):
+                    registry.dropFunction(function)
+            except Exception:  # this Spark names its built-ins the other way
+                continue
+    still = session.sql(f"SHOW FUNCTIONS LIKE '{'|'.join(DENIED_FUNCTIONS)}'").collect()
+    if still:
+        raise EngineError(
+            f"Spark: cannot disable {', '.join(r[0] for r in still)} for the connection"
+        )
 
 
 def _parquet_views(folders: list[Path]) -> dict[str, Path]:

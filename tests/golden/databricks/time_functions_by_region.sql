@@ -94,7 +94,7 @@ WITH s0 AS (
     grid.d0,
     grid.f0,
     grid.f1,
-    ROW_NUMBER() OVER (PARTITION BY grid.d0 ORDER BY grid.period NULLS LAST) AS n,
+    ROW_NUMBER() OVER (PARTITION BY grid.d0 ORDER BY grid.period) AS n,
     s0.s0_m1 AS k0,
     COALESCE(s0.s0_m2, 0) AS k2,
     COALESCE(s0.s0_m3, 0) AS k4,
@@ -107,23 +107,19 @@ WITH s0 AS (
 ), l1 AS (
   SELECT
     *,
-    CAST(l0.k0 - LAG(l0.k0, 1) OVER (PARTITION BY l0.d0 ORDER BY l0.period NULLS LAST) AS DOUBLE) / NULLIF(LAG(l0.k0, 1) OVER (PARTITION BY l0.d0 ORDER BY l0.period NULLS LAST), 0) AS k1,
-    AVG(CAST(l0.k2 AS DOUBLE)) OVER (
-      PARTITION BY l0.d0
-      ORDER BY l0.period NULLS LAST
-      ROWS BETWEEN 2 PRECEDING AND CURRENT ROW
-    ) AS k3,
+    CAST(l0.k0 - LAG(l0.k0, 1) OVER (PARTITION BY l0.d0 ORDER BY l0.period) AS DOUBLE) / NULLIF(LAG(l0.k0, 1) OVER (PARTITION BY l0.d0 ORDER BY l0.period), 0) AS k1,
+    AVG(CAST(l0.k2 AS DOUBLE)) OVER (PARTITION BY l0.d0 ORDER BY l0.period ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) AS k3,
     l0.n - COALESCE(
       MAX(CASE WHEN l0.k4 >= 1 THEN NULL ELSE l0.n END) OVER (
         PARTITION BY l0.d0
-        ORDER BY l0.period NULLS LAST
+        ORDER BY l0.period
         ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
       ),
       0
     ) AS k5,
     SUM(l0.k0) OVER (
       PARTITION BY l0.d0
-      ORDER BY l0.period NULLS LAST
+      ORDER BY l0.period
       ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
     ) AS k6
   FROM l0

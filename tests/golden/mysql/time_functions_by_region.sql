@@ -121,10 +121,7 @@ WITH s0 AS (
     grid.d0,
     grid.f0,
     grid.f1,
-    ROW_NUMBER() OVER (
-      PARTITION BY grid.d0
-      ORDER BY CASE WHEN grid.period IS NULL THEN 1 ELSE 0 END, grid.period
-    ) AS n,
+    ROW_NUMBER() OVER (PARTITION BY grid.d0 ORDER BY grid.period) AS n,
     s0.s0_m1 AS k0,
     COALESCE(s0.s0_m2, 0) AS k2,
     COALESCE(s0.s0_m3, 0) AS k4,
@@ -137,16 +134,7 @@ WITH s0 AS (
 ), l1 AS (
   SELECT
     *,
-    CAST(l0.k0 - LAG(l0.k0, 1) OVER (
-      PARTITION BY l0.d0
-      ORDER BY CASE WHEN l0.period IS NULL THEN 1 ELSE 0 END, l0.period
-    ) AS DOUBLE) / NULLIF(
-      LAG(l0.k0, 1) OVER (
-        PARTITION BY l0.d0
-        ORDER BY CASE WHEN l0.period IS NULL THEN 1 ELSE 0 END, l0.period
-      ),
-      0
-    ) AS k1,
+    CAST(l0.k0 - LAG(l0.k0, 1) OVER (PARTITION BY l0.d0 ORDER BY l0.period) AS DOUBLE) / NULLIF(LAG(l0.k0, 1) OVER (PARTITION BY l0.d0 ORDER BY l0.period), 0) AS k1,
     AVG(l0.k2) OVER (PARTITION BY l0.d0 ORDER BY l0.period ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) AS k3,
     l0.n - COALESCE(
       MAX(CASE WHEN l0.k4 >= 1 THEN NULL ELSE l0.n END) OVER (
