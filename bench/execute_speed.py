@@ -23,8 +23,8 @@ import sqlglot
 from sqlglot import exp
 
 import kpiengine
+from kpiengine.plan.time_functions import has_time_function
 from kpiengine.sample import write_sample
-from kpiengine.timeplan import has_time_function
 
 ROOT = Path(__file__).resolve().parent.parent
 START, END = "2025-01-01", "2026-01-01"
@@ -118,7 +118,7 @@ def main(rows: int) -> None:
 
 
 def _uses_time(project, name: str) -> bool:  # type: ignore[no-untyped-def]
-    from kpiengine.resolve import referenced_kpis
+    from kpiengine.language.names import referenced_kpis
 
     kpi = project.model.kpis[name]
     if kpi.semi_additive:

@@ -86,8 +86,8 @@ def best(function: Callable[[], object], repeat: int = 5) -> float:
 
 def main(sizes: list[int]) -> None:
     from kpiengine.api import load_and_check
-    from kpiengine.formats import FORMATS, formatter
-    from kpiengine.formats.report import Report
+    from kpiengine.render.diagnostic_formats import FORMATS, formatter
+    from kpiengine.render.diagnostic_formats.report import Report
 
     kpi = Path(sys.executable).with_name("kpi")
     print(

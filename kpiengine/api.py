@@ -11,9 +11,9 @@ from pathlib import Path
 
 from kpiengine.diagnostics import Diagnostic, Severity
 from kpiengine.errors import DefinitionError, UsageError
-from kpiengine.model import Expression, Project
-from kpiengine.plan import Plan, RunRequest, build_plan
-from kpiengine.result import Result
+from kpiengine.execute.result import Result
+from kpiengine.loader.model import Expression, Project
+from kpiengine.plan.planner import Plan, RunRequest, build_plan
 from kpiengine.source import TextOrigin
 
 
@@ -44,7 +44,7 @@ class KpiProject:
     ) -> RunRequest:
         """The request for ``kpis``; ``max_periods`` caps the periods the statement
         produces, look-back included (default: ``KPI_MAX_PERIODS``, else 100 000)."""
-        from kpiengine.periods import max_periods as period_limit
+        from kpiengine.plan.periods import max_periods as period_limit
 
         names = tuple(self.model.kpis) if kpis is None else tuple(kpis)
         return RunRequest(
@@ -68,8 +68,8 @@ class KpiProject:
         self, kpis: Iterable[str] | None = None, dialect: str = "duckdb", **options: object
     ) -> str:
         """The one SQL statement computing ``kpis`` (all when None) in ``dialect``."""
-        from kpiengine.compile import compile_plan
-        from kpiengine.dialects import DIALECTS
+        from kpiengine.compile.dialects import DIALECTS
+        from kpiengine.compile.statement import compile_plan
 
         if dialect not in DIALECTS:
             raise UsageError(f"unknown dialect `{dialect}`; use one of {', '.join(DIALECTS)}")
@@ -77,8 +77,8 @@ class KpiProject:
 
     def run(self, kpis: Iterable[str] | None, connection: object, **options: object) -> Result:
         """Compute ``kpis`` (all when None) on an open connection, and evaluate their rules."""
-        from kpiengine.evaluate import evaluate
-        from kpiengine.execute import run
+        from kpiengine.execute.run import run
+        from kpiengine.rules.evaluate import evaluate
 
         self.plan(kpis, **options)  # definition errors carry the files' text
         result = run(self.model, self.request(kpis, **options), connection)  # type: ignore[arg-type]
@@ -87,7 +87,7 @@ class KpiProject:
 
     def rule_kpis(self) -> list[str]:
         """KPIs that have rules, and those that standalone rule files name."""
-        from kpiengine.evaluate import rule_kpis
+        from kpiengine.rules.evaluate import rule_kpis
 
         names = [k.name for k in self.model.kpis.values() if k.rules]
         for rule in self.model.rules:
@@ -108,7 +108,7 @@ class KpiProject:
         One extra period before the range is computed so that ``previous`` has a value in
         the first period; its rows and alerts are dropped from the result.
         """
-        from kpiengine.periods import add_periods, period_start
+        from kpiengine.plan.periods import add_periods, period_start
 
         names = list(kpis) if kpis is not None else self.rule_kpis()
         start_date, end_date = _date(start, "start"), _date(end, "end")
@@ -147,7 +147,7 @@ def load_and_check(
     path: str | Path | None = None, lint: bool = True, allow_plugins: bool = True
 ) -> tuple[Project, list[Diagnostic]]:
     """Every diagnostic of loading, checking and (with ``lint``) the warnings of
-    :mod:`kpiengine.lint`, without raising on definition errors. Codes listed in the
+    :mod:`kpiengine.language.lint`, without raising on definition errors. Codes listed in the
     project's ``validate: {ignore: [...]}`` are left out, except errors: an error means
     the definitions cannot be computed, and hiding it would only move it to ``kpi run``.
 
@@ -155,8 +155,8 @@ def load_and_check(
     of the project's ``plugins:`` list are not imported, nor is the project folder put on
     ``sys.path``: checking definitions never runs code that came with them. Functions
     those plugins add are then unknown (KPI303), with a hint saying why."""
-    from kpiengine.check import check_project
-    from kpiengine.loader import find_project_root, load_project
+    from kpiengine.language.check import check_project
+    from kpiengine.loader.definitions import find_project_root, load_project
 
     root = Path(path) if path is not None else find_project_root()
     project, diagnostics = load_project(root)
@@ -168,7 +168,7 @@ def load_and_check(
     if project.plugins and not allow_plugins:
         found = [_plugins_hint(d, project.plugins) for d in found]
     if lint:
-        from kpiengine.lint import lint_project
+        from kpiengine.language.lint import lint_project
 
         found.extend(lint_project(project, found))
     ignore = frozenset(project.validate_ignore)
@@ -193,7 +193,7 @@ def load_project_plugins(project: Project) -> None:
     the commands that compute (``run``, ``check``, ``report``, ``compile``...)."""
     import sys
 
-    from kpiengine.plugins import add_plugin_modules
+    from kpiengine.plugins.manager import add_plugin_modules
 
     # a plugin module may sit in the project folder, next to kpiengine.yaml
     if str(project.root.resolve()) not in sys.path:
@@ -219,8 +219,8 @@ def _plugins_hint(diagnostic: Diagnostic, plugins: Sequence[str]) -> Diagnostic:
 
 def _offset_problems(project: Project) -> list[Diagnostic]:
     """KPI402: time-function offsets over the period limit, found without a run."""
-    from kpiengine.periods import max_periods
-    from kpiengine.timeplan import offset_problems
+    from kpiengine.plan.periods import max_periods
+    from kpiengine.plan.time_functions import offset_problems
 
     limit = max_periods()
     found: list[Diagnostic] = []
@@ -233,7 +233,7 @@ def _offset_problems(project: Project) -> list[Diagnostic]:
 def parse_where(text: str) -> Expression:
     """``--where`` as an expression; an empty or blank one is a usage error, not "no
     filter": a script that passes an empty variable must not silently widen a run."""
-    from kpiengine.parse import parse_expression
+    from kpiengine.language.parse import parse_expression
 
     if not text.strip():
         raise UsageError(
@@ -258,6 +258,6 @@ def _date(value: str | dt.date | None, what: str) -> dt.date | None:
 
 def connect(url: str):  # type: ignore[no-untyped-def]
     """Open a connection through the connector that owns the URL's scheme."""
-    from kpiengine.connectors import connect as open_connection
+    from kpiengine.execute.connectors import connect as open_connection
 
     return open_connection(url)

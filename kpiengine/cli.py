@@ -191,7 +191,7 @@ def cli() -> None:
 
 def _load(project_path: Path | None, plugins: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
     from kpiengine import api
-    from kpiengine.plugins import add_plugin_modules
+    from kpiengine.plugins.manager import add_plugin_modules
 
     if plugins:
         add_plugin_modules(plugins)
@@ -219,7 +219,7 @@ def _relative_to(url: str, root: Path) -> str:
 @contextmanager
 def computing(names: list[str] | None) -> Iterator[None]:
     """A spinner while the engine works, on a terminal only."""
-    from kpiengine.progress import progress
+    from kpiengine.render.progress import progress
 
     with progress(1) as bar:
         bar.step(f"computing {len(names)} KPIs" if names else "computing the KPIs with rules")
@@ -260,7 +260,7 @@ _LONGEST_SHOWN = 2000  # a longer URL is shown as its scheme and length
 
 def redact_urls(text: str) -> str:
     """``text`` with every URL in it passed through the one redaction function,
-    :func:`kpiengine.connectors.redact_url`, and any other ``user:secret@`` hidden too:
+    :func:`kpiengine.execute.connectors.redact_url`, and any other ``user:secret@`` hidden too:
     no message of the CLI shows a password, even of a URL too malformed to parse.
 
     Token by token, in linear time: a flag may be megabytes long, and a message echoing
@@ -269,7 +269,7 @@ def redact_urls(text: str) -> str:
 
 
 def _redact_token(token: str) -> str:
-    from kpiengine.connectors import redact_url
+    from kpiengine.execute.connectors import redact_url
 
     scheme = _SCHEME.match(token)
     if scheme and len(token) > _LONGEST_SHOWN:
@@ -388,7 +388,7 @@ def _check_template(path: Path) -> None:
 @click.option(
     "--format",
     "fmt",
-    # the names of kpiengine.formats.FORMATS (a test keeps the two equal)
+    # the names of kpiengine.render.diagnostic_formats.FORMATS (a test keeps the two equal)
     type=click.Choice(["text", "json", "github", "sarif", "junit"]),
     default="text",
     show_default=True,
@@ -447,9 +447,9 @@ def validate(
 
     from kpiengine import api
     from kpiengine.diagnostics import Severity
-    from kpiengine.formats import formatter
-    from kpiengine.formats.report import Report
-    from kpiengine.plugins import add_plugin_modules
+    from kpiengine.plugins.manager import add_plugin_modules
+    from kpiengine.render.diagnostic_formats import formatter
+    from kpiengine.render.diagnostic_formats.report import Report
 
     if output_file is not None:
         _check_writable(output_file)
@@ -459,7 +459,7 @@ def validate(
     model, diagnostics = api.load_and_check(path or project_path, allow_plugins=allowed)
     if connector_url:  # also: do the tables, columns and types exist in the warehouse?
         from kpiengine.diagnostics import Diagnostic
-        from kpiengine.introspect import check_warehouse
+        from kpiengine.execute.warehouse_check import check_warehouse
 
         with api.connect(connector_url) as connection:
             found = check_warehouse(model, connection)
@@ -504,7 +504,7 @@ def list_command(
     Example:
       kpi list --format markdown
     """
-    from kpiengine.present import kpi_list
+    from kpiengine.render.terminal import kpi_list
 
     project = _load(path or project_path, plugins)
     click.echo(kpi_list(list(project.model.kpis.values()), fmt))
@@ -548,7 +548,7 @@ def run_command(query: Query, fmt: str) -> None:
       kpi run win_rate mrr --grain quarter --by region --format json \\
           --connector duckdb:///warehouse.duckdb
     """
-    from kpiengine.present import result_csv, result_json, result_table
+    from kpiengine.render.terminal import result_csv, result_json, result_table
 
     project, names = query.project, query.names()
     project.plan(names, **query.options)  # definition errors before opening the engine
@@ -600,8 +600,8 @@ def check_command(
     Example:
       kpi check --fail-on warning --notify console --notify jsonl=alerts.jsonl
     """
-    from kpiengine.evaluate import SEVERITY_ORDER
-    from kpiengine.notify import NotifierError, find_notifier
+    from kpiengine.rules.evaluate import SEVERITY_ORDER
+    from kpiengine.rules.notify import NotifierError, find_notifier
 
     project, names = query.project, query.names(default="rules")
     options = _key_values(notify_options, "--notify-option")
@@ -672,8 +672,8 @@ def report_command(query: Query, renderer: str, template: Path | None, output: P
       kpi report --all --from 2025-01-01 --to 2026-01-01 -o report.html
       kpi report win_rate --by region --renderer markdown -o report.md
     """
-    from kpiengine.render import find_renderer
-    from kpiengine.report import build_report
+    from kpiengine.render.renderers import find_renderer
+    from kpiengine.render.report_data import build_report
 
     _check_writable(output)  # before the work, not after it
     if template is not None:
@@ -705,7 +705,7 @@ def explain(
     Example:
       kpi explain clv_cac_ratio
     """
-    from kpiengine.lineage import explain_kpi
+    from kpiengine.render.explain import explain_kpi
 
     project = _load(project_path, plugins)
     if kpi not in project.model.kpis:
@@ -736,7 +736,7 @@ def schema(kind: str | None, write_dir: Path | None) -> None:
     """
     import json
 
-    from kpiengine.loader import schema_for
+    from kpiengine.loader.definitions import schema_for
 
     kinds = ["project", "source", "kpi", "rule"]
     if write_dir is not None:
@@ -818,7 +818,7 @@ def sample_data(url: str, rows: int, seed: int, replace: bool) -> None:
     """
     import time
 
-    from kpiengine.progress import progress
+    from kpiengine.render.progress import progress
     from kpiengine.sample import TABLES, write_sample
 
     began = time.perf_counter()
@@ -846,7 +846,7 @@ def catalog(project_path: Path | None, connector_url: str | None, plugins: tuple
     Example:
       kpi catalog --project definitions > docs/catalog.md
     """
-    from kpiengine.catalog_doc import render_catalog
+    from kpiengine.render.catalog_doc import render_catalog
 
     project = _load(project_path, plugins)
     click.echo(render_catalog(project.model), nl=False)
@@ -863,7 +863,7 @@ def plugins_command(project_path: Path | None, plugins: tuple[str, ...]) -> None
       kpi plugins --plugin my_company.kpi_plugin
       kpi plugins --project definitions
     """
-    from kpiengine.plugins import add_plugin_modules, describe_plugins
+    from kpiengine.plugins.manager import add_plugin_modules, describe_plugins
 
     if plugins:
         add_plugin_modules(plugins)
@@ -883,7 +883,7 @@ class _Interrupts:
     Two paths, since Python runs signal handlers only between bytecodes: in Python code,
     the handler raises KeyboardInterrupt as usual; while an engine runs a statement in
     native code, a watcher thread woken through :func:`signal.set_wakeup_fd` asks it to
-    stop (:func:`kpiengine.execute.interrupt_running`), and the engine's own error comes
+    stop (:func:`kpiengine.execute.run.interrupt_running`), and the engine's own error comes
     out (DuckDB "Query interrupted", SQLite "interrupted"). Either way the user asked to
     stop, so ``seen`` decides the exit, whatever the exception.
     """
@@ -920,7 +920,7 @@ class _Interrupts:
             raise KeyboardInterrupt
 
     def _watch(self, reader: Any) -> None:
-        from kpiengine.execute import interrupt_running
+        from kpiengine.execute.run import interrupt_running
 
         with reader:  # until __exit__ closes the other end
             while True:
@@ -1035,7 +1035,7 @@ def _exit_code(error: BaseException) -> int:
 
 
 def _show_definition_error(error: DefinitionError) -> None:
-    from kpiengine.formats.text import render_one
+    from kpiengine.render.diagnostic_formats.text import render_one
     from kpiengine.source import SourceTexts
 
     texts = getattr(error, "texts", None) or SourceTexts()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from kpiengine.periods import add_periods
+from kpiengine.plan.periods import add_periods
 
 SAMPLE_FIRST_MONTH = dt.date(2024, 1, 1)
 
@@ -44,11 +44,11 @@ def run_demo(
     import time
 
     from kpiengine import api
-    from kpiengine.evaluate import evaluate
-    from kpiengine.present import summary_table
-    from kpiengine.progress import progress
-    from kpiengine.render import render_html
-    from kpiengine.report import build_report
+    from kpiengine.render.progress import progress
+    from kpiengine.render.renderers import render_html
+    from kpiengine.render.report_data import build_report
+    from kpiengine.render.terminal import summary_table
+    from kpiengine.rules.evaluate import evaluate
     from kpiengine.sample import TABLES, write_sample
     from kpiengine.sample.calendar import MONTHS
 

@@ -64,7 +64,7 @@ CODES: dict[str, str] = {
     "KPI502": "table missing in the warehouse",
     "KPI503": "column missing in the warehouse",
     "KPI504": "column type mismatch with the warehouse",
-    # KPI6xx: warnings from `kpi validate` (kpiengine.lint); never errors.
+    # KPI6xx: warnings from `kpi validate` (kpiengine.language.lint); never errors.
     "KPI601": "unused source",
     "KPI602": "KPI without description",
     "KPI603": "KPI without owner",

@@ -2,7 +2,7 @@
 
 Every hook is called once per process when the plugin manager is built and returns a
 list of the things the plugin adds; results of all plugins are concatenated. Built-in
-connectors and functions are registered through these same hooks (``kpiengine.builtin``).
+connectors and functions are registered through these same hooks (``kpiengine.plugins.builtin``).
 A plugin is found through the ``kpiengine`` entry-point group, a ``plugins:`` list in the
 project file, or ``--plugin module.path`` on the command line.
 """
@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from kpiengine.connectors import ConnectorSpec
-    from kpiengine.functions import FunctionSpec
+    from kpiengine.execute.connectors import ConnectorSpec
+    from kpiengine.language.functions import FunctionSpec
 
 hookspec = pluggy.HookspecMarker("kpiengine")
 hookimpl = pluggy.HookimplMarker("kpiengine")
@@ -28,7 +28,7 @@ def kpiengine_connectors() -> list[ConnectorSpec]:
     Called when a connector URL is opened or ``kpi plugins`` lists plugins. Return
     ``ConnectorSpec(scheme="mydb", dialect="postgres", open=open_mydb)`` objects;
     ``open(url)`` returns an object with ``dialect``, ``execute(sql)``,
-    ``columns(table)`` and ``close()`` (see :class:`kpiengine.connectors.Connector`).
+    ``columns(table)`` and ``close()`` (see :class:`kpiengine.execute.connectors.Connector`).
 
     Example::
 
@@ -43,7 +43,7 @@ def kpiengine_functions() -> list[FunctionSpec]:
     """Expression functions this plugin adds (row or aggregate).
 
     Called once when the function registry is built, before any definition is checked.
-    Return :class:`kpiengine.functions.FunctionSpec` objects; a name that clashes with
+    Return :class:`kpiengine.language.functions.FunctionSpec` objects; a name that clashes with
     another plugin's function is reported and the plugin's function is ignored.
 
     Example::
@@ -62,8 +62,8 @@ def kpiengine_renderers() -> list[object]:
     Called when ``kpi report`` looks up a renderer, and by ``kpi plugins``. Returns objects
     with ``name`` (the ``--renderer`` value), ``suffix`` (e.g. ``".pdf"``) and
     ``render(report, template=None) -> str``, where ``report`` is a
-    :class:`kpiengine.report.Report` and ``template`` the ``--template`` path, if any.
-    Built-in: ``html``, ``markdown``, ``json``, ``csv`` (:mod:`kpiengine.render`).
+    :class:`kpiengine.render.report_data.Report` and ``template`` the ``--template`` path, if any.
+    Built-in: ``html``, ``markdown``, ``json``, ``csv`` (:mod:`kpiengine.render.renderers`).
 
     Example::
 
@@ -87,11 +87,11 @@ def kpiengine_notifiers() -> list[object]:
 
     Called when ``kpi check`` looks up the notifiers it was asked for, and by ``kpi
     plugins``. Returns objects with ``name`` and ``notify(alerts, options) -> None``, where
-    ``alerts`` are :class:`kpiengine.evaluate.Alert` (``to_dict()`` gives JSON) and
+    ``alerts`` are :class:`kpiengine.rules.evaluate.Alert` (``to_dict()`` gives JSON) and
     ``options`` holds ``target`` (the part after ``=``), ``project`` and every
-    ``--notify-option KEY=VALUE``. Raise :class:`kpiengine.notify.NotifierError` when
+    ``--notify-option KEY=VALUE``. Raise :class:`kpiengine.rules.notify.NotifierError` when
     delivery fails: ``kpi check`` reports it and exits 3. Built-in: ``console``,
-    ``jsonl``, ``webhook`` (:mod:`kpiengine.notify`).
+    ``jsonl``, ``webhook`` (:mod:`kpiengine.rules.notify`).
 
     Example::
 

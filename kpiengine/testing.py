@@ -696,9 +696,9 @@ def _key_text(key: tuple[Any, ...]) -> str:
 
 def contract_problems(connection: Any, project: Any, schema: str | None = None) -> list[str]:
     """The connection contract: dialect, execute, columns, errors, types, read-only."""
-    from kpiengine.dialects import DIALECTS
+    from kpiengine.compile.dialects import DIALECTS
     from kpiengine.errors import EngineError
-    from kpiengine.introspect import check_warehouse
+    from kpiengine.execute.warehouse_check import check_warehouse
 
     prefix = f"{schema}." if schema else ""
     problems: list[str] = []

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import kpiengine
-from kpiengine.catalog_doc import AREA_ORDER, render_catalog
+from kpiengine.render.catalog_doc import AREA_ORDER, render_catalog
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFINITIONS = ROOT / "definitions"
@@ -72,7 +72,7 @@ def test_the_document_shows_every_kpi_and_rule(catalog):
 
 def test_every_rule_message_renders(catalog):
     """Rule messages are Jinja templates: each must render without a template error."""
-    from kpiengine.templates_env import render_message
+    from kpiengine.rules.messages import render_message
 
     model = catalog.model
     values = {name: 0.5 for name in model.kpis}

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 import kpiengine
-from kpiengine.evaluate import evaluate
-from kpiengine.result import Result, ResultRow
+from kpiengine.execute.result import Result, ResultRow
+from kpiengine.rules.evaluate import evaluate
 
 DEFINITIONS = Path(__file__).resolve().parents[1] / "definitions"
 SQL_TYPES = {

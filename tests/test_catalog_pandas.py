@@ -25,7 +25,7 @@ import pandas as pd
 import pytest
 
 import kpiengine
-from kpiengine.resolve import base_kpis, dimension_available
+from kpiengine.language.names import base_kpis, dimension_available
 
 DEFINITIONS = Path(__file__).resolve().parents[1] / "definitions"
 START, END = pd.Timestamp("2025-01-01"), pd.Timestamp("2026-01-01")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import sqlglot
 
-from kpiengine.dialects import DIALECTS
+from kpiengine.compile.dialects import DIALECTS
 from tests.conftest import SALES_FILES, write_files
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -42,17 +42,17 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from kpiengine.api import KpiProject, load_and_check
-from kpiengine.check import check_project
-from kpiengine.compile import compile_plan
+from kpiengine.compile.dialects import DIALECTS
+from kpiengine.compile.statement import compile_plan
 from kpiengine.diagnostics import CODES, Diagnostic, Severity
-from kpiengine.dialects import DIALECTS
 from kpiengine.errors import KpiError
-from kpiengine.evaluate import evaluate
-from kpiengine.functions import default_registry
-from kpiengine.model import Expression, Kpi, Project, Rule, Target
-from kpiengine.parse import KEYWORDS, parse_expression
-from kpiengine.plan import RunRequest, build_plan
-from kpiengine.result import Result, ResultRow
+from kpiengine.execute.result import Result, ResultRow
+from kpiengine.language.check import check_project
+from kpiengine.language.functions import default_registry
+from kpiengine.language.parse import KEYWORDS, parse_expression
+from kpiengine.loader.model import Expression, Kpi, Project, Rule, Target
+from kpiengine.plan.planner import RunRequest, build_plan
+from kpiengine.rules.evaluate import evaluate
 from kpiengine.source import Span, TextOrigin
 from tests.conftest import ACCOUNTS, OPPORTUNITIES, SALES_FILES, SPEND, make_duckdb, write_files
 

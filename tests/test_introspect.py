@@ -10,8 +10,8 @@ import pytest
 import kpiengine
 from kpiengine import api
 from kpiengine.diagnostics import CODES, has_errors
-from kpiengine.formats.text import render_one
-from kpiengine.introspect import accepts, check_warehouse, engine_type, sources_in_use
+from kpiengine.execute.warehouse_check import accepts, check_warehouse, engine_type, sources_in_use
+from kpiengine.render.diagnostic_formats.text import render_one
 from tests.conftest import make_duckdb, make_sqlite, write_files
 
 FILES = {

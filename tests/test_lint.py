@@ -11,7 +11,7 @@ import pytest
 
 from kpiengine.api import load_and_check
 from kpiengine.diagnostics import CODES, Severity
-from kpiengine.lint import RULES, lint_project
+from kpiengine.language.lint import RULES, lint_project
 
 CORPUS = Path(__file__).parent / "corpus"
 

@@ -10,15 +10,15 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from kpiengine import yaml_nodes
-from kpiengine.ast import Name, walk
 from kpiengine.diagnostics import CODES, Diagnostic
 from kpiengine.errors import UsageError
-from kpiengine.loader import find_project_root, load_project, schema_for
-from kpiengine.model import Project
-from kpiengine.schema_check import is_valid, validator
+from kpiengine.language.ast import Name, walk
+from kpiengine.loader import positioned_yaml as yaml_nodes
+from kpiengine.loader.definitions import find_project_root, load_project, schema_for
+from kpiengine.loader.model import Project
+from kpiengine.loader.positioned_yaml import Converter, compose, scalar_origin
+from kpiengine.loader.schema import is_valid, validator
 from kpiengine.source import Span
-from kpiengine.yaml_nodes import Converter, compose, scalar_origin
 
 GOOD = Path(__file__).parent / "fixtures" / "load" / "good"
 

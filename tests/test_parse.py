@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kpiengine.ast import (
+from kpiengine.language.ast import (
     ARITHMETIC_OPS,
     COMPARISON_OPS,
     LOGICAL_OPS,
@@ -24,7 +24,7 @@ from kpiengine.ast import (
     Unary,
     walk,
 )
-from kpiengine.parse import KEYWORDS, MAX_DEPTH, grammar_text, parse_expression, to_text
+from kpiengine.language.parse import KEYWORDS, MAX_DEPTH, grammar_text, parse_expression, to_text
 from kpiengine.source import Span, TextOrigin
 
 ORIGIN = TextOrigin.standalone("t")

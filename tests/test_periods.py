@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlglot import exp
 
-from kpiengine.dialects import rules_for
-from kpiengine.periods import add_periods, period_start, spine
+from kpiengine.compile.dialects import rules_for
+from kpiengine.plan.periods import add_periods, period_start, spine
 
 
 def test_period_start_examples():

@@ -29,9 +29,11 @@ from pathlib import Path
 import pytest
 
 import kpiengine
-from kpiengine import functions, hookspecs, plugins
+from kpiengine import hookspecs
 from kpiengine.cli import main
 from kpiengine.errors import DefinitionError, UsageError
+from kpiengine.language import functions
+from kpiengine.plugins import manager as plugins
 from tests.conftest import make_duckdb, make_sqlite, write_files
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
@@ -123,7 +125,7 @@ def plugins_output(capsys: pytest.CaptureFixture[str], *args: str) -> str:
 
 
 DOUBLE = """
-    from kpiengine.functions import FunctionSpec
+    from kpiengine.language.functions import FunctionSpec
     from kpiengine.hookspecs import hookimpl
 
     __version__ = "1.2.3"
@@ -288,7 +290,7 @@ def test_a_plugin_that_fails_to_import_is_reported_and_the_rest_works(
     plugin_module("kpi_tmp_broken", BROKEN_IMPORT)
     plugin_module("kpi_tmp_double_ok", DOUBLE)
     root = project(tmp_path / "defs", TOTALS)
-    with caplog.at_level(logging.WARNING, logger="kpiengine.plugins"):
+    with caplog.at_level(logging.WARNING, logger="kpiengine.plugins.manager"):
         values = run_json(
             capsys,
             "total",
@@ -323,7 +325,7 @@ def test_a_hook_that_raises_is_reported_and_the_rest_works(
     plugin_module("kpi_tmp_raising", RAISING_HOOK)
     plugin_module("kpi_tmp_double_too", DOUBLE)
     root = project(tmp_path / "defs", TOTALS)
-    with caplog.at_level(logging.WARNING, logger="kpiengine.plugins"):
+    with caplog.at_level(logging.WARNING, logger="kpiengine.plugins.manager"):
         values = run_json(
             capsys,
             "total",
@@ -373,7 +375,7 @@ def test_an_entry_point_that_fails_to_load_is_reported(monkeypatch, capsys):
 # -- name clashes -------------------------------------------------------------------------
 
 SHADOW_SUM = """
-    from kpiengine.functions import FunctionSpec
+    from kpiengine.language.functions import FunctionSpec
     from kpiengine.hookspecs import hookimpl
 
     @hookimpl
@@ -388,7 +390,7 @@ def test_a_function_clashing_with_a_builtin_is_reported_not_a_crash(
 ):
     plugin_module("kpi_tmp_shadow", SHADOW_SUM)
     root = project(tmp_path / "defs", TOTALS.replace("sum(double(price))", "sum(price)"))
-    with caplog.at_level(logging.WARNING, logger="kpiengine.plugins"):
+    with caplog.at_level(logging.WARNING, logger="kpiengine.plugins.manager"):
         values = run_json(
             capsys,
             "total",
@@ -413,7 +415,7 @@ def test_between_two_plugins_the_first_registered_wins(plugin_module, caplog):
     plugin_module("kpi_tmp_double_a", DOUBLE)
     plugin_module("kpi_tmp_double_b", DOUBLE.replace("args[0] * 2", "args[0] * 3"))
     plugins.add_plugin_modules(["kpi_tmp_double_a", "kpi_tmp_double_b"])
-    with caplog.at_level(logging.WARNING, logger="kpiengine.plugins"):
+    with caplog.at_level(logging.WARNING, logger="kpiengine.plugins.manager"):
         spec = functions.default_registry().get("double")
     assert spec is not None and spec.plugin == "kpi_tmp_double_a"
     assert "function `double` from kpi_tmp_double_b clashes with the one from kpi_tmp_double_a" in (
@@ -424,12 +426,15 @@ def test_between_two_plugins_the_first_registered_wins(plugin_module, caplog):
 def test_plugins_are_called_in_registration_order():
     """pluggy keeps plugins in a set; the host must not, or clashes would be decided by
     chance."""
-    host = plugins.build_host(["kpiengine.builtin.duckdb"], entry_points=False)
-    assert [name for name, _ in host.plugins()][:2] == ["builtin", "kpiengine.builtin.duckdb"]
+    host = plugins.build_host(["kpiengine.execute.duckdb_connector"], entry_points=False)
+    assert [name for name, _ in host.plugins()][:2] == [
+        "builtin",
+        "kpiengine.execute.duckdb_connector",
+    ]
 
 
 def test_a_registry_without_a_clash_handler_still_raises():
-    from kpiengine.functions import BUILTIN_FUNCTIONS, FunctionRegistry, FunctionSpec
+    from kpiengine.language.functions import BUILTIN_FUNCTIONS, FunctionRegistry, FunctionSpec
 
     clash = FunctionSpec("sum", "row", ("number",), "number", "x", plugin="other")
     with pytest.raises(ValueError, match="clashes with the one from builtin"):
@@ -633,7 +638,7 @@ def test_project_plugins_may_live_in_the_project_folder(tmp_path, capsys):
     (root / "kpiengine.yaml").write_text("project: p\nplugins: [local_kpi_plugin]\n")
     (root / "local_kpi_plugin.py").write_text(
         "from kpiengine.hookspecs import hookimpl\n"
-        "from kpiengine.functions import FunctionSpec\n\n"
+        "from kpiengine.language.functions import FunctionSpec\n\n"
         "@hookimpl\n"
         "def kpiengine_functions():\n"
         "    return [FunctionSpec('twice_local', 'row', ('number',), 'number', 'x * 2',\n"

@@ -1,6 +1,6 @@
 """PostgreSQL (plugins/postgres): the dialect fixes, the connector, the sample writer.
 
-- Every rule of kpiengine/dialects/postgres.py has a test here that runs sqlglot's plain
+- Every rule of kpiengine/compile/dialects/postgres.py has a test here that runs sqlglot's plain
   rendering (the portable rules, without the PostgreSQL ones) on the server and shows the
   error or the different number it prevents, then the fixed statement's numbers, computed
   by hand and equal to DuckDB's.
@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 
 import kpiengine
-from kpiengine import dialects
+from kpiengine.compile import dialects
 from kpiengine.errors import EngineError, UsageError
 from kpiengine.testing import ConnectorConformance, Dataset
 from tests import test_time_functions
@@ -623,7 +623,7 @@ def test_libpq_options_pass_through():
 
 def test_plugin_registers_both_schemes():
     _plugin()
-    from kpiengine.connectors import find_connector
+    from kpiengine.execute.connectors import find_connector
 
     for scheme in ("postgresql", "postgres"):
         spec = find_connector(f"{scheme}://u@h/db")

@@ -13,7 +13,7 @@ import pytest
 
 import kpiengine
 from kpiengine.cli import main
-from kpiengine.notify import NotifierError, WebhookNotifier
+from kpiengine.rules.notify import NotifierError, WebhookNotifier
 from tests.conftest import ACCOUNTS, OPPORTUNITIES, SALES_FILES, SPEND, make_duckdb, write_files
 
 RULE_FILES = {

@@ -23,7 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kpiengine.cli import main
-from kpiengine.periods import DateOutOfRange, count_periods, spine
+from kpiengine.plan.periods import DateOutOfRange, count_periods, spine
 from tests.conftest import ACCOUNTS, OPPORTUNITIES, SALES_FILES, SPEND, make_duckdb, write_files
 
 TABLES = {"opportunities": OPPORTUNITIES, "accounts": ACCOUNTS, "spend": SPEND}
@@ -69,7 +69,7 @@ def _evil_project(tmp_path: Path) -> tuple[Path, str, str, Path]:
     (root / f"{module}.py").write_text(
         "import pathlib\n"
         f"pathlib.Path({str(marker)!r}).write_text('ran')\n"
-        "from kpiengine.functions import FunctionSpec\n"
+        "from kpiengine.language.functions import FunctionSpec\n"
         "from kpiengine.hookspecs import hookimpl\n\n"
         "@hookimpl\n"
         "def kpiengine_functions():\n"
@@ -367,7 +367,7 @@ def test_dialect_warnings_are_kpi_warnings_not_raw_log_lines(tmp_path, capsys, m
     module = f"kpi_array_{uuid.uuid4().hex[:8]}"
     (tmp_path / f"{module}.py").write_text(
         "from sqlglot import exp\n"
-        "from kpiengine.functions import FunctionSpec\n"
+        "from kpiengine.language.functions import FunctionSpec\n"
         "from kpiengine.hookspecs import hookimpl\n\n"
         "@hookimpl\n"
         "def kpiengine_functions():\n"

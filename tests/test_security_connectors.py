@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 import kpiengine
-from kpiengine.connectors import redact_url
 from kpiengine.errors import EngineError
+from kpiengine.execute.connectors import redact_url
 from kpiengine.testing import CANARY, DATASET, PROBES, Probe, read_only_problems
 from tests.conftest import SALES_FILES, write_files
 from tests.engines import ENGINES, as_admin, load_duckdb, load_sqlite, require

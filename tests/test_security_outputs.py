@@ -143,7 +143,7 @@ def test_message_errors_keep_check_exit_codes(tmp_path, capsys):
 
 
 def test_message_time_budget_is_paid_once_per_run():
-    from kpiengine.templates_env import MESSAGE_LIMITS, render_message
+    from kpiengine.rules.messages import MESSAGE_LIMITS, render_message
 
     # 100 000 steps are cheap; a loop of slow steps (big sorts) runs into the time budget
     slow = "{% for i in range(10000) %}{{ (range(10000) | list | sort | length) }}{% endfor %}"
@@ -156,14 +156,14 @@ def test_message_time_budget_is_paid_once_per_run():
 
 def test_runtime_undefined_names_and_filters_are_errors_not_empty_text():
     # `kpi validate` and `kpi check` refuse these (KPI320); the Python API renders them
-    from kpiengine.templates_env import render_message
+    from kpiengine.rules.messages import render_message
 
     assert "'valeu' is undefined" in render_message("{{ valeu }}", {"value": 1})
     assert "No filter named 'nosuch'" in render_message("{{ value | nosuch }}", {"value": 1})
 
 
 def test_messages_render_normally():
-    from kpiengine.templates_env import render_message
+    from kpiengine.rules.messages import render_message
 
     text = (
         "{% if previous %}from {{ previous | percent }} {% endif %}to {{ value | percent }}"
@@ -470,7 +470,7 @@ def test_webhook_sends_url_credentials_as_basic_auth(rules_env, capsys):
 
 
 def test_redact_url():
-    from kpiengine.notify import redact_url
+    from kpiengine.rules.notify import redact_url
 
     assert redact_url("https://u:p@hooks.example.com/T/B/X") == "https://hooks.example.com/…"
     assert redact_url("https://hooks.example.com") == "https://hooks.example.com/"

@@ -3,7 +3,7 @@
 - The pandas-checked time functions of test_time_functions.py run here on Spark (their
   ``env`` fixture is overridden below); the hand-computed cases of test_semantics.py run
   on Spark in test_engines.py, through the ``spark`` entry of tests/engines.py.
-- Every rule of kpiengine/dialects/spark.py has a test here that runs sqlglot's plain
+- Every rule of kpiengine/compile/dialects/spark.py has a test here that runs sqlglot's plain
   rendering on Spark and shows the wrong number or the error the rule prevents.
 - The connector: URLs, Parquet folders, the read-only guard, errors.
 
@@ -22,9 +22,9 @@ import pytest
 from sqlglot import exp
 
 import kpiengine
-from kpiengine import dialects
+from kpiengine.compile import dialects
 from kpiengine.errors import EngineError
-from kpiengine.periods import period_start
+from kpiengine.plan.periods import period_start
 from tests import test_time_functions
 from tests.conftest import ACCOUNTS, OPPORTUNITIES, SALES_FILES, SPEND, make_duckdb, write_files
 from tests.engines import ENGINES, arrow_tables, require
@@ -93,7 +93,7 @@ def assert_same(got: dict, wanted: dict) -> None:
 
 
 def plain_sqlglot(monkeypatch: pytest.MonkeyPatch, run):
-    """``run()`` with kpiengine/dialects/spark.py switched off: sqlglot's own rendering."""
+    """``run()`` with kpiengine/compile/dialects/spark.py switched off: sqlglot's own rendering."""
     with monkeypatch.context() as patch:
         patch.delitem(dialects._RULE_MODULES, "spark")
         assert type(dialects.rules_for("spark")) is dialects.DialectRules

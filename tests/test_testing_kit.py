@@ -147,7 +147,7 @@ def test_every_kit_kpi_is_exercised_by_a_case(tmp_path):
 
 
 def test_every_aggregate_and_time_function_is_covered():
-    from kpiengine.functions import AGGREGATE, BUILTIN_FUNCTIONS, TIME
+    from kpiengine.language.functions import AGGREGATE, BUILTIN_FUNCTIONS, TIME
 
     text = "\n".join(project_files().values())
     for spec in BUILTIN_FUNCTIONS:

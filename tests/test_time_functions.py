@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from kpiengine.errors import DefinitionError
-from kpiengine.periods import period_start
+from kpiengine.plan.periods import period_start
 from tests.conftest import ENGINES, engine_url, write_files
 
 FILES = {

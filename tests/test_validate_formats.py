@@ -23,8 +23,8 @@ import pytest
 
 from kpiengine.cli import main, validate
 from kpiengine.diagnostics import CODES, Diagnostic, Severity
-from kpiengine.formats import FORMATS, formatter
-from kpiengine.formats.report import Report
+from kpiengine.render.diagnostic_formats import FORMATS, formatter
+from kpiengine.render.diagnostic_formats.report import Report
 from kpiengine.source import SourceTexts, Span
 
 CORPUS = Path(__file__).parent / "corpus"

@@ -24,7 +24,7 @@ def test_wheel_in_a_fresh_venv(tmp_path):
     wheel = next(dist.glob("kpiengine-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "kpiengine/grammar/kpi.lark" in names
-    assert any(n.startswith("kpiengine/schemas/") for n in names)
+    assert any(n.startswith("kpiengine/loader/schemas/") for n in names)
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
@@ -52,7 +52,11 @@ def test_wheel_in_a_fresh_venv(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("WITH ")
     where = subprocess.run(
-        [str(venv / "bin" / "python"), "-c", "import kpiengine.parse as p; print(p.__file__)"],
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "import kpiengine.language.parse as p; print(p.__file__)",
+        ],
         capture_output=True,
         text=True,
         cwd=tmp_path,

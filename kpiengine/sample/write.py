@@ -26,8 +26,8 @@ from urllib.parse import parse_qs
 import numpy as np
 import pyarrow as pa
 
-from kpiengine.connectors import path_of
 from kpiengine.errors import EngineError, UsageError
+from kpiengine.execute.connectors import path_of
 from kpiengine.sample.columns import iso_dates, iso_timestamps
 from kpiengine.sample.generate import check_arguments, generate
 from kpiengine.sample.tables import SPEC_BY_NAME, TABLES

@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from kpiengine.errors import UsageError
-from kpiengine.functions import FunctionSpec
 from kpiengine.hookspecs import hookimpl
+from kpiengine.language.functions import FunctionSpec
 
 __version__ = "0.1.0"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kpiengine.connectors import ConnectorSpec
+from kpiengine.execute.connectors import ConnectorSpec
 from kpiengine.hookspecs import hookimpl
 
 __version__ = "0.1.0"

@@ -28,8 +28,8 @@ import re
 from typing import Any
 from urllib.parse import unquote
 
-from kpiengine.connectors import ClosingConnection, redact_url
 from kpiengine.errors import EngineError, UsageError
+from kpiengine.execute.connectors import ClosingConnection, redact_url
 from kpiengine_postgres.guard import check_query
 
 DEFAULT_STATEMENT_TIMEOUT = "5min"

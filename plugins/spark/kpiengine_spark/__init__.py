@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kpiengine.connectors import ConnectorSpec
+from kpiengine.execute.connectors import ConnectorSpec
 from kpiengine.hookspecs import hookimpl
 
 __all__ = ["SparkConnection", "kpiengine_connectors", "open_spark"]

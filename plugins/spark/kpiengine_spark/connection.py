@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from kpiengine.connectors import ClosingConnection
 from kpiengine.errors import EngineError, UsageError
+from kpiengine.execute.connectors import ClosingConnection
 
 DEFAULT_MASTER = "local[*]"
 _LOCAL_MASTER = re.compile(r"^local(\[(\d+|\*)(,\s*\d+)?\])?$")

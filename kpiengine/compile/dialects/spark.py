@@ -1,0 +1,105 @@
+"""Spark SQL (and Databricks, which runs it): where sqlglot's rendering is not equivalent.
+
+Each rule here has a test in tests/test_spark.py that runs sqlglot's plain rendering on
+Spark (local mode) and shows the different number it prevents.
+
+Checked on Spark 4 (ANSI mode on, the default) and with ``spark.sql.ansi.enabled=false``,
+and left to sqlglot because it is equivalent as rendered: period buckets
+(``CAST(DATE_TRUNC(..) AS DATE)``, ``ADD_MONTHS``/``DATE_ADD`` shifts; Databricks'
+``DATEADD``), ``days_between`` (``DATEDIFF(DAY, CAST(a AS DATE), CAST(b AS DATE))``: the
+casts make it count calendar days, not 24-hour spans), the ``VALUES ... AS t(p)`` spine,
+``IS NOT DISTINCT FROM`` joins on null dimension values, true division
+(``CAST(x AS DOUBLE) / NULLIF(y, 0)``, so ANSI mode never raises DIVIDE_BY_ZERO; ``%``
+likewise), window frames, ``NULLS LAST``, and string literals (sqlglot escapes ``'`` and
+``\\`` with backslashes, as Spark reads them).
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from kpiengine.compile.dialects import DialectRules, as_double, null_if_any_null
+
+
+class Rules(DialectRules):
+    """Spark: exact percentile, AVG in double, null-propagating GREATEST/LEAST, ROUND of
+    doubles like DuckDB."""
+
+    def percentile(self, fraction: exp.Expression, value: exp.Expression) -> exp.Expression:
+        # sqlglot renders PERCENTILE_CONT(p) WITHIN GROUP (ORDER BY x) for Spark as
+        # PERCENTILE_APPROX(x, p), which returns an element of the data (30 as the median
+        # of 30 and 200, not 115). PERCENTILE(x, p) is Spark's exact percentile with linear
+        # interpolation, like PERCENTILE_CONT; it skips nulls and is null for no rows.
+        return exp.Anonymous(this="PERCENTILE", expressions=[value, fraction])
+
+    @staticmethod
+    def _avg(node: exp.Avg) -> exp.Expression:
+        # AVG of a DECIMAL (a column, or `x * 1.5`: Spark reads 1.5 as DECIMAL(2,1)) is a
+        # DECIMAL with only 4 more digits of scale: avg(if(won, 1.0, 0.0)) over 2 of 3
+        # rows is 0.66667, where DuckDB (and every other engine) gives 0.666666666666...
+        # An average in double is what DuckDB returns for decimals too.
+        if isinstance(node.this, exp.Distinct):
+            return node
+        return exp.Avg(this=as_double(node.this))
+
+    @staticmethod
+    def _round(node: exp.Round) -> exp.Expression:
+        # Spark rounds a DOUBLE half-up on its shortest decimal text: round(1.005, 2) is
+        # 1.01 and round(0.285, 2) 0.29. DuckDB rounds the binary value scaled by 10^n
+        # (round(x * 100) / 100): 1.0 and 0.28. Doubles are rounded DuckDB's way (a half
+        # of the scaled double is exact, so HALF_UP on it is std::round); decimals and
+        # integers keep Spark's exact ROUND, as DuckDB's. typeof() is folded by Spark
+        # when it plans the statement.
+        decimals = node.args.get("decimals")
+        digits = _int_literal(decimals)
+        if decimals is None or digits is None:
+            return node  # a computed number of digits: Spark's ROUND as it is
+        if digits == 0:
+            return node  # HALF_UP of the double itself: std::round
+        value = node.this
+        scale = exp.Literal.number(f"1E{abs(digits)}")  # a DOUBLE literal in Spark
+        zero = exp.Literal.number(0)
+        if digits > 0:
+            scaled = exp.Div(
+                this=exp.Round(
+                    this=exp.Mul(this=_paren(value.copy()), expression=scale), decimals=zero
+                ),
+                expression=scale.copy(),
+            )
+        else:
+            scaled = exp.Mul(
+                this=exp.Round(
+                    this=exp.Div(this=_paren(value.copy()), expression=scale), decimals=zero
+                ),
+                expression=scale.copy(),
+            )
+        kind = exp.Anonymous(this="TYPEOF", expressions=[value.copy()])
+        is_double = exp.In(
+            this=kind, expressions=[exp.Literal.string("double"), exp.Literal.string("float")]
+        )
+        plain = exp.Round(this=value.copy(), decimals=decimals.copy())
+        return exp.Case(ifs=[exp.If(this=is_double, true=scaled)], default=plain)
+
+    # Spark's GREATEST/LEAST skip nulls (greatest(null, 60) is 60); kpiengine's are null
+    REWRITES = {
+        exp.Avg: _avg,
+        exp.Round: _round,
+        exp.Greatest: null_if_any_null,
+        exp.Least: null_if_any_null,
+    }
+
+
+def _paren(value: exp.Expression) -> exp.Expression:
+    if isinstance(value, exp.Binary | exp.Neg):
+        return exp.Paren(this=value)
+    return value
+
+
+def _int_literal(value: exp.Expression | None) -> int | None:
+    """The value of an integer literal, also a negative one (``-1`` is ``Neg(1)``)."""
+    sign = 1
+    if isinstance(value, exp.Neg):
+        sign, value = -1, value.this
+    if isinstance(value, exp.Literal) and value.is_int:
+        return sign * int(value.to_py())
+    return None

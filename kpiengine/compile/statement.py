@@ -1,0 +1,655 @@
+"""Compile stage: a plan becomes one sqlglot tree, then SQL text for a dialect.
+
+Shape of the statement (every name below is generated, never user text)::
+
+    WITH s0 AS (SELECT <bucket> AS period, <dims> AS d0.., <measures> AS s0_m0..
+                FROM <table> AS t LEFT JOIN <joined> AS j_<source> ON ..
+                WHERE <time range> AND <--where> GROUP BY ..),      -- one per scan
+         spine AS (<one row per period>),
+         combos AS (<dimension values seen in range, a flag per scan and row filter>),
+         grid AS (spine × combos),
+         l0 AS (grid LEFT JOIN every scan: source KPIs as columns k0..),
+         l1 .. ln AS (derived KPIs, layer by layer)
+    SELECT period, d0.., f0.., k0.. FROM ln ORDER BY period, d0..
+
+User text (tables, columns, literals) only ever enters as sqlglot identifiers and
+literals, so it is quoted and escaped by sqlglot, never pasted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlglot import exp
+
+from kpiengine.compile.dialects import DialectRules, column_ref, rules_for, table_ref
+from kpiengine.language.ast import (
+    Between,
+    Binary,
+    Call,
+    InList,
+    IsNull,
+    Literal,
+    Name,
+    Node,
+    Unary,
+    walk,
+)
+from kpiengine.language.functions import AGGREGATE, TIME, FunctionRegistry
+from kpiengine.language.names import resolve_column
+from kpiengine.plan.periods import spine
+from kpiengine.plan.planner import KpiColumn, Measure, Plan, Scan
+from kpiengine.plan.time_functions import periods_argument
+
+SOURCE_ALIAS = "t"
+
+_BINARY = {
+    "+": exp.Add,
+    "-": exp.Sub,
+    "*": exp.Mul,
+    "=": exp.EQ,
+    "!=": exp.NEQ,
+    "<": exp.LT,
+    "<=": exp.LTE,
+    ">": exp.GT,
+    ">=": exp.GTE,
+    "and": exp.And,
+    "or": exp.Or,
+}
+
+
+class ExpressionCompiler:
+    """Translate an expression tree; ``name`` and ``aggregate`` say what leaves become."""
+
+    def __init__(
+        self,
+        rules: DialectRules,
+        functions: FunctionRegistry,
+        name: Callable[[Name], exp.Expression],
+        aggregate: Callable[[Call], exp.Expression] | None = None,
+        time_call: Callable[[Call, list[exp.Expression]], exp.Expression] | None = None,
+    ) -> None:
+        self.rules = rules
+        self.functions = functions
+        self.name = name
+        self.aggregate = aggregate
+        self.time_call = time_call
+
+    def compile(self, node: Node) -> exp.Expression:
+        if isinstance(node, Literal):
+            return self._literal(node)
+        if isinstance(node, Name):
+            return self.name(node)
+        if isinstance(node, Unary):
+            operand = self.compile(node.operand)
+            return (
+                exp.Neg(this=_paren(operand)) if node.op == "-" else exp.Not(this=_paren(operand))
+            )
+        if isinstance(node, Binary):
+            return self._binary(node)
+        if isinstance(node, InList):
+            result: exp.Expression = exp.In(
+                this=self.compile(node.operand), expressions=[self.compile(i) for i in node.items]
+            )
+            return exp.Not(this=exp.Paren(this=result)) if node.negated else result
+        if isinstance(node, Between):
+            return exp.Between(
+                this=self.compile(node.operand),
+                low=self.compile(node.low),
+                high=self.compile(node.high),
+            )
+        if isinstance(node, IsNull):
+            result = exp.Is(this=self.compile(node.operand), expression=exp.Null())
+            return exp.Not(this=result) if node.negated else result
+        if isinstance(node, Call):
+            return self._call(node)
+        raise TypeError(f"cannot compile {type(node).__name__}")
+
+    def _literal(self, node: Literal) -> exp.Expression:
+        if node.kind == "number":
+            return exp.Literal.number(node.value)
+        if node.kind == "string":
+            return exp.Literal.string(str(node.value))
+        if node.kind == "boolean":
+            return exp.true() if node.value else exp.false()
+        if node.kind == "date":
+            return self.rules.date_literal(node.value)  # type: ignore[arg-type]
+        return exp.Null()
+
+    def _binary(self, node: Binary) -> exp.Expression:
+        left, right = self.compile(node.left), self.compile(node.right)
+        if node.op == "/":
+            return divide(self.rules, left, right)
+        if node.op == "%":
+            return self.rules.modulo(_paren(left), _nonzero(right))
+        return _BINARY[node.op](this=_paren(left), expression=_paren(right))
+
+    def _call(self, node: Call) -> exp.Expression:
+        spec = self.functions.get(node.name)
+        assert spec is not None and spec.sql is not None, "checked before compiling"
+        if spec.kind == AGGREGATE:
+            assert self.aggregate is not None, "aggregates are planned as measures"
+            return self.aggregate(node)
+        if spec.kind == TIME:
+            assert self.time_call is not None, "time functions only in derived layers"
+            return self.time_call(node, [self.compile(a) for a in node.args[:1]])
+        return spec.sql([self.compile(a) for a in node.args], self.rules.name)
+
+
+def divide(rules: DialectRules, left: exp.Expression, right: exp.Expression) -> exp.Expression:
+    """True division that gives null, never an error, when the divisor is 0."""
+    return exp.Div(this=rules.to_double(left), expression=_nonzero(right))
+
+
+def _nonzero(value: exp.Expression) -> exp.Expression:
+    if isinstance(value, exp.Literal) and not value.is_string and float(value.this) != 0:
+        return value
+    return exp.Nullif(this=value, expression=exp.Literal.number(0))
+
+
+def _paren(value: exp.Expression) -> exp.Expression:
+    """Parenthesize compound operands so the tree prints with the intended precedence."""
+    if isinstance(value, exp.Binary | exp.Not | exp.Neg | exp.In | exp.Between | exp.Is):
+        return exp.Paren(this=value)
+    return value
+
+
+# -- the statement ----------------------------------------------------------------------
+
+
+def compile_plan(plan: Plan, dialect: str = "duckdb", pretty: bool = True) -> str:
+    """The plan's one SQL statement in ``dialect``."""
+    return build_query(plan, dialect).sql(dialect=dialect, pretty=pretty, copy=False)
+
+
+def build_query(plan: Plan, dialect: str = "duckdb") -> exp.Select:
+    rules = rules_for(dialect)
+    return rules.finish(_QueryBuilder(plan, rules).build())
+
+
+class _QueryBuilder:
+    def __init__(self, plan: Plan, rules: DialectRules) -> None:
+        self.plan = plan
+        self.rules = rules
+        self.dims = [f"d{i}" for i in range(len(plan.request.by))]
+        self.timed = plan.request.grain != "all"
+
+    def build(self) -> exp.Select:
+        ctes: list[tuple[str, exp.Expression]] = []
+        for scan in self.plan.scans:
+            ctes.extend(self._scan_ctes(scan))
+        keys = (["period"] if self.timed else []) + self.dims
+        ctes.append(("grid", self._grid(ctes)))
+        ctes.extend(self._layers())
+        last = ctes[-1][0]
+        columns = [
+            *keys,
+            *(f.alias for f in self.plan.flags if self.dims),
+            *(c.alias for c in self.plan.columns.values() if c.name in self.plan.outputs),
+        ]
+        query = _select(*(exp.column(c, table=last) for c in columns)).from_(
+            _table(last), copy=False
+        )
+        start = self.plan.first_period
+        if start is not None and self.timed:
+            query = query.where(
+                exp.GTE(
+                    this=exp.column("period", table=last), expression=self.rules.date_literal(start)
+                ),
+                copy=False,
+            )
+        if keys:
+            query = query.order_by(
+                *(exp.Ordered(this=exp.column(k, table=last), nulls_first=False) for k in keys),
+                copy=False,
+            )
+        for name, body in ctes:
+            query = query.with_(name, as_=body, copy=False)
+        return query
+
+    # -- scans ------------------------------------------------------------------------
+    def _scan_ctes(self, scan: Scan) -> list[tuple[str, exp.Expression]]:
+        """The scan's CTE, preceded for a snapshot scan by the CTE of its snapshot times."""
+        request = self.plan.request
+        project = self.plan.project
+        compiler = ExpressionCompiler(
+            self.rules, self.plan.functions, lambda node: self._column(scan, node)
+        )
+        time = column_ref(scan.time, SOURCE_ALIAS)
+        bucket = None
+        if self.timed:
+            bucket = self.rules.bucket(
+                time, request.grain, project.fiscal_year_start, project.week_start
+            )
+        conditions = self._time_range(scan, time)
+        for tree in (scan.row_filter, request.where.tree if request.where else None):
+            if tree is not None:
+                conditions.append(_paren(compiler.compile(tree)))
+        ctes: list[tuple[str, exp.Expression]] = []
+        query = self._scan_source(scan)
+        at_edge = None
+        if scan.snapshot is not None:
+            # every row in range keeps its dimension values visible; only rows at the
+            # period's snapshot time count in the aggregates
+            edge_alias = f"{scan.alias}_edge"
+            ctes.append((edge_alias, self._snapshot_edges(scan, time, bucket, conditions)))
+            at_edge = exp.EQ(this=time.copy(), expression=exp.column("edge", table=edge_alias))
+            on = (
+                exp.EQ(this=bucket.copy(), expression=exp.column("period", table=edge_alias))
+                if bucket is not None
+                else exp.true()
+            )
+            query = query.join(_left_join(_table(edge_alias), on), copy=False)
+        selects: list[exp.Expression] = []
+        groups: list[exp.Expression] = []
+        if bucket is not None:
+            selects.append(exp.alias_(bucket, "period"))
+            groups.append(bucket.copy())
+        for alias, ref in zip(self.dims, scan.dimensions, strict=True):
+            column = self._ref(ref)
+            selects.append(exp.alias_(column, alias))
+            groups.append(column.copy())
+        for measure in scan.measures.values():
+            # visibility counts every row in range; values only the rows at the snapshot
+            value = self._measure(compiler, measure, None if measure.visibility else at_edge)
+            selects.append(exp.alias_(value, measure.alias))
+        query = query.select(*selects, copy=False)
+        if conditions:
+            query = query.where(exp.and_(*conditions, copy=False), copy=False)
+        if groups:
+            query = query.group_by(*groups, copy=False)
+        ctes.append((scan.alias, query))
+        return ctes
+
+    def _scan_source(self, scan: Scan) -> exp.Select:
+        """``FROM <table> AS t LEFT JOIN <joined> ...`` with nothing selected yet."""
+        query = exp.Select().from_(table_ref(scan.source.table, SOURCE_ALIAS), copy=False)
+        for join in scan.joins:
+            alias = f"j_{join.source}"
+            target = self.plan.project.sources[join.source]
+            on = exp.EQ(
+                this=column_ref(join.left, SOURCE_ALIAS), expression=column_ref(join.right, alias)
+            )
+            query = query.join(_left_join(table_ref(target.table, alias), on), copy=False)
+        return query
+
+    def _snapshot_edges(
+        self,
+        scan: Scan,
+        time: exp.Expression,
+        bucket: exp.Expression | None,
+        conditions: list[exp.Expression],
+    ) -> exp.Select:
+        """Per period, the latest (``last``) or earliest (``first``) snapshot time present
+        after the filters: one time for all dimension values (SPEC §5)."""
+        edge = exp.Max if scan.snapshot == "last" else exp.Min
+        selects: list[exp.Expression] = [exp.alias_(edge(this=time.copy()), "edge")]
+        query = self._scan_source(scan)
+        if bucket is not None:
+            selects.insert(0, exp.alias_(bucket.copy(), "period"))
+            query = query.group_by(bucket.copy(), copy=False)
+        query = query.select(*selects, copy=False)
+        if conditions:
+            query = query.where(exp.and_(*(c.copy() for c in conditions), copy=False), copy=False)
+        return query
+
+    def _time_range(self, scan: Scan, time: exp.Expression) -> list[exp.Expression]:
+        """Rows in ``[start, end)``, plus whole earlier periods that time functions read."""
+        plan = self.plan
+        request = plan.request
+        found: list[exp.Expression] = []
+        lower = plan.scan_start(scan)
+        if lower is not None:
+            found.append(
+                exp.GTE(this=time.copy(), expression=self.rules.time_bound(lower, scan.time_type))
+            )
+        if request.end is not None:
+            found.append(
+                exp.LT(
+                    this=time.copy(), expression=self.rules.time_bound(request.end, scan.time_type)
+                )
+            )
+        first = plan.first_period
+        # history before the range is read in whole periods; the range itself starts
+        # exactly at `start`, so rows in [first period, start) stay out
+        if (
+            request.start is not None
+            and first is not None
+            and lower != request.start
+            and first < request.start
+        ):
+            found.append(
+                exp.Paren(
+                    this=exp.Or(
+                        this=exp.LT(
+                            this=time.copy(),
+                            expression=self.rules.time_bound(first, scan.time_type),
+                        ),
+                        expression=exp.GTE(
+                            this=time.copy(),
+                            expression=self.rules.time_bound(request.start, scan.time_type),
+                        ),
+                    )
+                )
+            )
+        return found
+
+    def _measure(
+        self, compiler: ExpressionCompiler, measure: Measure, extra: exp.Expression | None = None
+    ) -> exp.Expression:
+        """The aggregate, its first argument restricted to rows meeting its condition."""
+        spec = self.plan.functions.get(measure.function)
+        assert spec is not None and spec.sql is not None
+        args = [compiler.compile(a) for a in measure.args]
+        conditions = [] if extra is None else [extra.copy()]
+        if measure.condition is not None:
+            conditions.append(compiler.compile(measure.condition))
+        if conditions:
+            first = args[0] if args else exp.Literal.number(1)
+            condition = (
+                conditions[0]
+                if len(conditions) == 1
+                else exp.and_(*(_paren(c) for c in conditions), copy=False)
+            )
+            args = [exp.Case(ifs=[exp.If(this=condition, true=first)]), *args[1:]]
+        return spec.sql(args, self.rules.name)
+
+    def _column(self, scan: Scan, node: Name) -> exp.Expression:
+        ref = resolve_column(self.plan.project, scan.source, node.parts)
+        assert ref is not None, "checked before planning"
+        return self._ref(ref)
+
+    @staticmethod
+    def _ref(ref) -> exp.Column:  # type: ignore[no-untyped-def]
+        table = SOURCE_ALIAS if ref.join is None else f"j_{ref.join.source}"
+        return column_ref(ref.column.name, table)
+
+    # -- grid -------------------------------------------------------------------------
+    def _grid(self, ctes: list[tuple[str, exp.Expression]]) -> exp.Select:
+        plan = self.plan
+        spine: exp.Expression | None = None
+        if self.timed:
+            if plan.periods is None:
+                spine = self._data_spine()
+            elif plan.periods:
+                spine = self.rules.spine(plan.periods)
+            else:
+                spine = _no_rows(_null_period())
+        if not self.dims:
+            if spine is None:
+                return _select(exp.alias_(exp.Literal.number(1), "one"))
+            return _select(exp.column("period")).from_(
+                spine.subquery("spine", copy=False), copy=False
+            )
+        combos = self._combos()
+        if spine is None:
+            return combos
+        keys = [
+            exp.column("period", table="spine"),
+            *(exp.column(c, table="combos") for c in self.dims),
+            *(exp.column(f.alias, table="combos") for f in plan.flags),
+        ]
+        return (
+            _select(*keys)
+            .from_(spine.subquery("spine", copy=False), copy=False)
+            .join(exp.Join(this=combos.subquery("combos", copy=False), kind="CROSS"), copy=False)
+        )
+
+    def _combos(self) -> exp.Select:
+        """Dimension values seen in the range, with a flag per (scan, row filter) that saw
+        them: a KPI shows the values its own rows have after its filter."""
+        start = self.plan.first_period
+        flags = self.plan.flags
+        if not self.plan.scans:  # only constant KPIs: no source saw any value
+            return _no_rows(
+                *(exp.alias_(exp.Null(), d) for d in self.dims),
+                *(exp.alias_(exp.Literal.number(0), f.alias) for f in flags),
+            )
+        parts: list[exp.Select] = []
+        for scan in self.plan.scans:
+            columns = []
+            for flag in flags:
+                seen: exp.Expression = exp.Literal.number(0)
+                if flag.scan == scan.alias:
+                    seen = exp.Case(
+                        ifs=[
+                            exp.If(
+                                this=exp.GT(
+                                    this=exp.column(flag.measure),
+                                    expression=exp.Literal.number(0),
+                                ),
+                                true=exp.Literal.number(1),
+                            )
+                        ],
+                        default=exp.Literal.number(0),
+                    )
+                columns.append(exp.alias_(seen, flag.alias))
+            part = _select(*(exp.column(d) for d in self.dims), *columns).from_(
+                _table(scan.alias), copy=False
+            )
+            if start is not None and self.timed:
+                part = part.where(
+                    exp.GTE(this=exp.column("period"), expression=self.rules.date_literal(start)),
+                    copy=False,
+                )
+            parts.append(part)
+        union: exp.Expression = parts[0]
+        for part in parts[1:]:
+            union = exp.union(union, part, distinct=False, copy=False)
+        return (
+            _select(
+                *(exp.column(d) for d in self.dims),
+                *(exp.alias_(exp.Max(this=exp.column(f.alias)), f.alias) for f in flags),
+            )
+            .from_(union.subquery("seen", copy=False), copy=False)
+            .group_by(*(exp.column(d) for d in self.dims), copy=False)
+        )
+
+    def _data_spine(self) -> exp.Expression:
+        """Without a connection to ask, the periods present in the data; with a range,
+        those before it (history for time functions) plus the range's complete spine."""
+        plan = self.plan
+        request = plan.request
+        parts: list[exp.Expression] = []
+        for scan in plan.scans:
+            part = _select(exp.column("period")).from_(_table(scan.alias), copy=False)
+            if plan.first_period is not None and request.end is not None:
+                part = part.where(
+                    exp.LT(
+                        this=exp.column("period"),
+                        expression=self.rules.date_literal(plan.first_period),
+                    ),
+                    copy=False,
+                )
+            parts.append(part)
+        if plan.first_period is not None and request.end is not None:
+            periods = spine(
+                plan.first_period,
+                request.end,
+                request.grain,
+                plan.project.fiscal_year_start,
+                plan.project.week_start,
+            )
+            parts.append(self.rules.spine(periods))
+        if not parts:  # only constant KPIs and no range: no period at all
+            return _no_rows(_null_period())
+        union = parts[0]
+        for part in parts[1:]:
+            union = exp.union(union, part, distinct=True, copy=False)
+        return union
+
+    # -- KPI layers -------------------------------------------------------------------
+    def _layers(self) -> list[tuple[str, exp.Expression]]:
+        plan = self.plan
+        layers: list[tuple[str, exp.Expression]] = []
+        by_layer: dict[int, list[KpiColumn]] = {}
+        for column in plan.columns.values():
+            by_layer.setdefault(column.layer, []).append(column)
+        keys = (["period"] if self.timed else []) + self.dims
+        flags = [f.alias for f in plan.flags] if self.dims else []
+        # the grid's one column when it has no key: a SELECT needs a column
+        grid_columns = [*keys, *flags] or ["one"]
+        base = _select(*(exp.column(k, table="grid") for k in grid_columns)).from_(
+            _table("grid"), copy=False
+        )
+        for scan in plan.scans:
+            on = [
+                exp.NullSafeEQ(
+                    this=exp.column(k, table=scan.alias), expression=exp.column(k, table="grid")
+                )
+                for k in self.dims
+            ]
+            if self.timed:
+                on.insert(
+                    0,
+                    exp.EQ(
+                        this=exp.column("period", table=scan.alias),
+                        expression=exp.column("period", table="grid"),
+                    ),
+                )
+            condition = exp.and_(*on, copy=False) if on else exp.true()
+            base = base.join(_left_join(_table(scan.alias), condition), copy=False)
+        if self.timed and _uses(plan, "streak"):  # period ordinal per partition
+            ordinal = exp.Window(
+                this=exp.RowNumber(),
+                partition_by=[exp.column(d, table="grid") for d in self.dims] or None,
+                order=exp.Order(
+                    expressions=[self.rules.natural_order(exp.column("period", table="grid"))]
+                ),
+            )
+            base = base.select(exp.alias_(ordinal, "n"), append=True, copy=False)
+        for column in by_layer.get(0, []):
+            base = base.select(
+                exp.alias_(self._source_kpi(column), column.alias), append=True, copy=False
+            )
+        layers.append(("l0", base))
+        aliases = {c.name: c.alias for c in plan.columns.values()}
+        for layer in range(1, plan.layers + 1):
+            previous = layers[-1][0]
+            compiler = ExpressionCompiler(
+                self.rules,
+                plan.functions,
+                lambda node, previous=previous: exp.column(aliases[node.parts[0]], table=previous),
+                time_call=lambda node, args, previous=previous: self._time_call(
+                    node, args, previous
+                ),
+            )
+            query = _select(exp.Star()).from_(_table(previous), copy=False)
+            for column in by_layer.get(layer, []):
+                value = _fill(compiler.compile(column.expression), column)
+                query = query.select(exp.alias_(value, column.alias), append=True, copy=False)
+            layers.append((f"l{layer}", query))
+        return layers
+
+    # -- time functions ---------------------------------------------------------------
+    def _time_call(self, node: Call, args: list[exp.Expression], table: str) -> exp.Expression:
+        """A time function as a window over the previous layer's complete grid."""
+        value = args[0]
+        n = periods_argument(node)
+        if node.name == "previous":
+            return self._window(exp.Lag(this=value, offset=exp.Literal.number(n)), table)
+        if node.name == "growth":
+            before = self._window(exp.Lag(this=value, offset=exp.Literal.number(n)), table)
+            return divide(
+                self.rules, exp.Sub(this=_paren(value.copy()), expression=before), before.copy()
+            )
+        if node.name in ("rolling_sum", "rolling_avg"):
+            aggregate = exp.Sum if node.name == "rolling_sum" else exp.Avg
+            return self._window(aggregate(this=value), table, preceding=n - 1)
+        if node.name == "cumulative_sum":
+            return self._window(exp.Sum(this=value), table, preceding=None)
+        if node.name == "streak":
+            # periods since the last one where the condition did not hold (null = not)
+            ordinal = exp.column("n", table=table)
+            breaks = exp.Case(ifs=[exp.If(this=value, true=exp.Null())], default=ordinal.copy())
+            last_break = self._window(exp.Max(this=breaks), table, preceding=None)
+            return exp.Sub(
+                this=ordinal,
+                expression=exp.Coalesce(this=last_break, expressions=[exp.Literal.number(0)]),
+            )
+        raise AssertionError(f"unknown time function {node.name}")
+
+    def _window(
+        self, function: exp.Expression, table: str, preceding: int | bool | None = False
+    ) -> exp.Window:
+        """``function OVER (PARTITION BY dims ORDER BY period [ROWS frame])``.
+
+        ``preceding``: False for no frame, None for all earlier rows, k for k rows.
+        """
+        spec = None
+        if preceding is not False:
+            start = "UNBOUNDED" if preceding is None else exp.Literal.number(preceding)
+            spec = exp.WindowSpec(
+                kind="ROWS", start=start, start_side="PRECEDING", end="CURRENT ROW"
+            )
+        return exp.Window(
+            this=function,
+            partition_by=[exp.column(d, table=table) for d in self.dims] or None,
+            order=exp.Order(
+                expressions=[self.rules.natural_order(exp.column("period", table=table))]
+            ),
+            spec=spec,
+        )
+
+    def _source_kpi(self, column: KpiColumn) -> exp.Expression:
+        scan_alias = column.scans[0]
+
+        def aggregate(node: Call) -> exp.Expression:
+            measure = column.measures[node]
+            value: exp.Expression = exp.column(measure.alias, table=scan_alias)
+            if measure.counts:  # an empty period has a count of 0, not null
+                value = exp.Coalesce(this=value, expressions=[exp.Literal.number(0)])
+            return value
+
+        compiler = ExpressionCompiler(
+            self.rules, self.plan.functions, name=_no_columns, aggregate=aggregate
+        )
+        return _fill(compiler.compile(column.expression), column)
+
+
+def _uses(plan: Plan, function: str) -> bool:
+    return any(
+        isinstance(node, Call) and node.name == function
+        for column in plan.columns.values()
+        for node in walk(column.expression)
+    )
+
+
+def _select(*columns: exp.Expression) -> exp.Select:
+    """A SELECT of ready-made expressions: no parsing, no copying (compile speed)."""
+    return exp.select(*columns, copy=False)
+
+
+def _null_period() -> exp.Expression:
+    """``CAST(NULL AS DATE) AS period``: the column of a spine without periods."""
+    return exp.alias_(
+        exp.Cast(this=exp.Null(), to=exp.DataType.build(exp.DataType.Type.DATE)), "period"
+    )
+
+
+def _no_rows(*columns: exp.Expression) -> exp.Select:
+    """A query with these columns and no row (``WHERE 1 = 0`` is valid on every engine)."""
+    never = exp.EQ(this=exp.Literal.number(1), expression=exp.Literal.number(0))
+    return _select(*columns).where(never, copy=False)
+
+
+def _left_join(table: exp.Expression, on: exp.Expression) -> exp.Join:
+    return exp.Join(this=table, on=on, side="LEFT")
+
+
+def _table(name: str) -> exp.Table:
+    """A generated CTE name as a table (never user text, so never quoted)."""
+    return exp.Table(this=exp.to_identifier(name))
+
+
+def _fill(value: exp.Expression, column: KpiColumn) -> exp.Expression:
+    if column.fill_null is None:
+        return value
+    fill = column.fill_null
+    # a whole number stays an integer literal, so counts keep an integer type everywhere
+    literal = exp.Literal.number(int(fill) if float(fill).is_integer() else fill)
+    return exp.Coalesce(this=value, expressions=[literal])
+
+
+def _no_columns(node: Name) -> exp.Expression:
+    raise AssertionError(f"column {node.dotted} outside an aggregate passed the checker")

@@ -1,0 +1,193 @@
+"""DuckDB connectors: an embedded file (read-only), in memory, or a folder of CSV/Parquet files.
+
+Every connection is locked down the same way (SPEC §5, docs/security.md): it runs exactly
+one statement per call, and only a query (DuckDB's own parser says what the statement is);
+external access is off (no file, URL, glob, ``COPY``, ``ATTACH``, ``EXPORT``, replacement
+scan of a path such as ``FROM '/etc/passwd'``), extensions are neither installed nor loaded
+on demand, and the configuration is locked so that no statement can turn any of it back on.
+A ``files://`` connection may read exactly the files its views were made from
+(``allowed_paths``), nothing else.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from kpiengine.errors import EngineError
+from kpiengine.execute.connectors import ClosingConnection, ConnectorSpec, path_of, redact_url
+
+FILE_SUFFIXES = {".parquet": "read_parquet", ".csv": "read_csv", ".tsv": "read_csv"}
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+#: Set on every connection before any user statement runs; ``lock_configuration`` last.
+LOCKED_SETTINGS: tuple[tuple[str, bool], ...] = (
+    ("enable_external_access", False),
+    ("autoinstall_known_extensions", False),
+    ("autoload_known_extensions", False),
+    ("lock_configuration", True),
+)
+
+
+class DuckDBConnection(ClosingConnection):
+    """One DuckDB connection that only ever runs single queries."""
+
+    dialect = "duckdb"
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+
+    def execute(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        import duckdb
+
+        try:
+            _check_one_query(self._connection, sql)
+            cursor = self._connection.execute(sql)
+            rows = cursor.fetchall()
+        except duckdb.Error as error:
+            raise EngineError(f"DuckDB: {error}") from error
+        return [d[0] for d in cursor.description or []], rows
+
+    def columns(self, table: str) -> dict[str, str] | None:
+        schema, _, name = table.rpartition(".")
+        query = (
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_name = ? AND (? = '' OR table_schema = ?) ORDER BY ordinal_position"
+        )
+        rows = self._connection.execute(query, [name, schema, schema]).fetchall()
+        return {column: kind for column, kind in rows} or None
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def interrupt(self) -> None:
+        """Stop the statement running now (Ctrl-C); safe to call from another thread."""
+        self._connection.interrupt()
+
+
+def _check_one_query(connection: Any, sql: str) -> None:
+    """Refuse, before it runs, a text that is not exactly one query: DuckDB's parser says
+    what each statement is, so ``COPY``, ``ATTACH``, ``SET``, ``CALL``, ``EXPORT``, DDL
+    and DML never reach the engine, and no second statement can follow a query."""
+    import duckdb
+
+    statements = connection.extract_statements(sql)
+    if len(statements) != 1:
+        raise EngineError(
+            f"DuckDB: read-only connection: one query per call, got {len(statements)} statements"
+        )
+    kind = statements[0].type
+    if kind != duckdb.StatementType.SELECT:
+        raise EngineError(
+            f"DuckDB: read-only connection: only queries may run, not "
+            f"{kind.name.lower()} statements"
+        )
+
+
+def _lock(connection: Any) -> None:
+    """Turn off external access and extension auto-loading, then lock the configuration.
+
+    These settings belong to the database instance, which DuckDB shares between the
+    connections of a process to the same file: a second connection finds them already
+    set and locked, and only checks them."""
+    names = [name for name, _ in LOCKED_SETTINGS]
+    current = dict(
+        connection.execute(
+            "SELECT name, lower(value) FROM duckdb_settings() WHERE list_contains(?, name)",
+            [names],
+        ).fetchall()
+    )
+    for name, value in LOCKED_SETTINGS:
+        wanted = str(value).lower()
+        if current.get(name) == wanted:
+            continue
+        if current.get("lock_configuration") == "true":
+            raise EngineError(
+                f"DuckDB: this database is already open in the process with {name} ="
+                f" {current.get(name)} and a locked configuration; close that connection"
+            )
+        connection.execute(f"SET {name} = {wanted}")
+
+
+#: DuckDB's buffer pool defaults to 80 % of RAM; a KPI run needs far less (SPEC §12 asks
+#: for < 1.5 GB over 10M rows): it spills to the temp folder past this, and is not slower.
+DEFAULT_MEMORY_LIMIT = "1GB"
+
+
+def _config(url: str) -> dict[str, Any]:
+    """``?memory_limit=4GB`` in the URL overrides the default; spills go to the system temp
+    folder (the database itself is opened read-only). Extensions are never fetched."""
+    from urllib.parse import parse_qs, urlsplit
+
+    query = parse_qs(urlsplit(url).query)
+    limit = query.get("memory_limit", [DEFAULT_MEMORY_LIMIT])[0]
+    spill = Path(tempfile.gettempdir()) / "kpiengine-duckdb-spill"
+    return {
+        "memory_limit": limit,
+        "temp_directory": str(spill),
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+    }
+
+
+def _open(database: str, url: str, read_only: bool, allowed: Sequence[Path] = ()) -> Any:
+    """A DuckDB connection with the URL's settings; ``allowed`` files stay readable."""
+    import duckdb
+
+    connection = duckdb.connect(database, read_only=read_only, config=_config(url))
+    if allowed:
+        # a bound parameter, never pasted into SQL; set before external access goes off
+        connection.execute("SET allowed_paths = ?", [[str(p) for p in allowed]])
+    return connection
+
+
+def open_duckdb(url: str) -> DuckDBConnection:
+    import duckdb
+
+    path = path_of(url)
+    memory = not path or path == ":memory:"
+    if not memory and not Path(path).exists():
+        raise EngineError(f"DuckDB database `{path}` does not exist (from {redact_url(url)})")
+    try:
+        connection = _open(":memory:" if memory else path, url, read_only=not memory)
+        _lock(connection)
+    except duckdb.Error as error:
+        where = redact_url(url) if memory else f"DuckDB database `{path}`"
+        raise EngineError(f"cannot open {where}: {error}") from error
+    return DuckDBConnection(connection)
+
+
+def open_files(url: str) -> DuckDBConnection:
+    """Every CSV/Parquet file in the folder becomes a view named after the file; the
+    connection may read those files and no other."""
+    import duckdb
+
+    folder = Path(path_of(url))
+    if not folder.is_dir():
+        raise EngineError(
+            f"`{folder}` is not a folder of CSV/Parquet files (from {redact_url(url)})"
+        )
+    files = {
+        file.stem: (FILE_SUFFIXES[file.suffix.lower()], file.resolve())
+        for file in sorted(folder.iterdir())
+        if file.suffix.lower() in FILE_SUFFIXES and _IDENTIFIER.match(file.stem) and file.is_file()
+    }
+    try:
+        connection = _open(":memory:", url, read_only=False, allowed=[f for _, f in files.values()])
+        for name, (reader, file) in files.items():
+            # The path is passed as a value, never pasted into SQL.
+            relation = getattr(connection, reader)(str(file))
+            relation.create_view(name)
+        _lock(connection)
+    except duckdb.Error as error:
+        raise EngineError(f"cannot open {redact_url(url)}: {error}") from error
+    return DuckDBConnection(connection)
+
+
+DUCKDB_CONNECTORS = (
+    ConnectorSpec("duckdb", "duckdb", open_duckdb, "DuckDB database file (read-only) or memory"),
+    ConnectorSpec("files", "duckdb", open_files, "Folder of CSV/Parquet files, read by DuckDB"),
+)

@@ -1,0 +1,660 @@
+"""Check stage: names, types, aggregation levels and dependency cycles.
+
+Runs on the loaded project and returns every problem found (it never stops at the
+first). The same expression checker serves four contexts, which differ only in what a
+name means and which functions are allowed:
+
+* ``aggregate`` — a source KPI's expression: names are columns, and every column must sit
+  inside an aggregate;
+* ``row`` — filters, ``where`` clauses, ``--where``: names are columns, no aggregates;
+* ``derived`` — a derived KPI: names are KPIs, time functions allowed;
+* ``rule`` — a rule condition: names are KPIs plus ``value``, ``target``, ``previous``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from kpiengine.diagnostics import Diagnostic, did_you_mean
+from kpiengine.language.ast import (
+    Between,
+    Binary,
+    Call,
+    InList,
+    IsNull,
+    Literal,
+    Name,
+    Node,
+    Unary,
+    walk,
+)
+from kpiengine.language.functions import AGGREGATE, TIME, FunctionRegistry, default_registry
+from kpiengine.language.names import (
+    TYPE_OF_COLUMN,
+    base_kpis,
+    column_candidates,
+    dimension_available,
+    referenced_kpis,
+    resolve_column,
+)
+from kpiengine.loader.model import Expression, Kpi, Project, Rule, Source
+from kpiengine.source import Span
+
+TEMPORAL = frozenset({"date", "timestamp"})
+#: Bound on round()'s digits: past it a double no longer changes (rules clamp there too),
+#: and engines refuse digits beyond 32 bits.
+MAX_DIGITS = 400
+TYPE_WORDS = {
+    "number": "a number",
+    "string": "text",
+    "boolean": "a true/false condition",
+    "date": "a date",
+    "timestamp": "a timestamp",
+    "null": "null",
+}
+
+
+def _describe(kind: str) -> str:
+    return TYPE_WORDS.get(kind, kind)
+
+
+@dataclass
+class Scope:
+    """What names mean in one expression, and what is allowed in it."""
+
+    mode: str  # "aggregate" | "row" | "derived" | "rule"
+    project: Project
+    functions: FunctionRegistry
+    source: Source | None = None
+    variables: dict[str, str] = field(default_factory=dict)  # rule variables → type
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    def error(self, code: str, message: str, span: Span | None, hint: str | None = None) -> None:
+        self.diagnostics.append(Diagnostic(code, message, span, hint))
+
+
+def check_expression(node: Node, scope: Scope) -> str:
+    """Infer the type of ``node``; problems go to ``scope.diagnostics``."""
+    return _Checker(scope).infer(node, inside_aggregate=False)
+
+
+class _Checker:
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+
+    def infer(self, node: Node, inside_aggregate: bool) -> str:
+        method: Callable[[Node, bool], str] = getattr(self, f"_{type(node).__name__}")
+        return method(node, inside_aggregate)
+
+    # -- leaves -----------------------------------------------------------------------
+    def _Literal(self, node: Literal, inside: bool) -> str:
+        return {
+            "number": "number",
+            "string": "string",
+            "boolean": "boolean",
+            "null": "null",
+            "date": "date",
+        }[node.kind]
+
+    def _Name(self, node: Name, inside: bool) -> str:
+        scope = self.scope
+        if scope.mode in ("aggregate", "row"):
+            return self._column(node, inside)
+        if len(node.parts) == 1 and node.parts[0] in scope.variables:
+            return scope.variables[node.parts[0]]
+        if len(node.parts) == 1 and node.parts[0] in scope.project.kpis:
+            return "number"
+        candidates = [*scope.project.kpis, *scope.variables]
+        hint = did_you_mean(node.dotted, candidates)
+        if hint is None and any(
+            node.parts[-1] in s.columns for s in scope.project.sources.values()
+        ):
+            hint = (
+                f"`{node.dotted}` is a column; columns are used inside aggregates of a "
+                "KPI that has `source:`, and derived KPIs combine KPIs"
+            )
+        scope.error("KPI302", f"unknown KPI `{node.dotted}`", node.span, hint)
+        return "null"
+
+    def _column(self, node: Name, inside: bool) -> str:
+        scope = self.scope
+        assert scope.source is not None
+        ref = resolve_column(scope.project, scope.source, node.parts)
+        if ref is None:
+            hint = did_you_mean(node.dotted, column_candidates(scope.project, scope.source))
+            if hint is None and node.dotted in scope.project.kpis:
+                hint = (
+                    f"`{node.dotted}` is a KPI; KPIs are combined in a derived KPI "
+                    "(one without `source:`)"
+                )
+            scope.error(
+                "KPI301",
+                f"unknown column `{node.dotted}` in source `{scope.source.name}`",
+                node.span,
+                hint,
+            )
+            return "null"
+        if scope.mode == "aggregate" and not inside:
+            scope.error(
+                "KPI306",
+                f"column `{node.dotted}` is used outside an aggregate",
+                node.span,
+                f"a KPI gives one value per period: wrap it, e.g. "
+                f"`sum({node.dotted})` or `count_distinct({node.dotted})`",
+            )
+        return ref.type
+
+    # -- operators --------------------------------------------------------------------
+    def _Unary(self, node: Unary, inside: bool) -> str:
+        kind = self.infer(node.operand, inside)
+        if node.op == "-":
+            self._expect(kind, ("number",), node.operand.span, "`-`")
+            return "number"
+        self._expect(kind, ("boolean",), node.operand.span, "`not`")
+        return "boolean"
+
+    def _Binary(self, node: Binary, inside: bool) -> str:
+        # A flat chain `a + b + ... + z` is a left-deep tree as tall as it is long: walk
+        # its left spine in a loop, so only real nesting costs Python stack. (The parser
+        # still counts a chain as nesting, because plan and compile recurse on it.)
+        spine = [node]
+        while isinstance(spine[-1].left, Binary):
+            spine.append(spine[-1].left)
+        kind = self.infer(spine[-1].left, inside)
+        for current in reversed(spine):
+            kind = self._binary(current, kind, self.infer(current.right, inside))
+        return kind
+
+    def _binary(self, node: Binary, left: str, right: str) -> str:
+        """The type of ``node`` given the types of its two sides."""
+        if node.op in ("and", "or"):
+            self._expect(left, ("boolean",), node.left.span, f"`{node.op}`")
+            self._expect(right, ("boolean",), node.right.span, f"`{node.op}`")
+            return "boolean"
+        if node.op in ("+", "-", "*", "/", "%"):
+            for kind, side in ((left, node.left), (right, node.right)):
+                if kind not in ("number", "null"):
+                    self.scope.error(
+                        "KPI305",
+                        f"`{node.op}` needs numbers on both sides, but "
+                        f"`{_text(side)}` is {_describe(kind)}",
+                        side.span,
+                        "use days_between(a, b) for dates" if kind in TEMPORAL else None,
+                    )
+            return "number"
+        self._comparable(left, right, node.right.span, f"`{node.op}`")
+        return "boolean"
+
+    def _InList(self, node: InList, inside: bool) -> str:
+        kind = self.infer(node.operand, inside)
+        for item in node.items:
+            self._comparable(kind, self.infer(item, inside), item.span, "`in`")
+        return "boolean"
+
+    def _Between(self, node: Between, inside: bool) -> str:
+        kind = self.infer(node.operand, inside)
+        for bound in (node.low, node.high):
+            self._comparable(kind, self.infer(bound, inside), bound.span, "`between`")
+        return "boolean"
+
+    def _IsNull(self, node: IsNull, inside: bool) -> str:
+        self.infer(node.operand, inside)
+        return "boolean"
+
+    # -- calls ------------------------------------------------------------------------
+    def _Call(self, node: Call, inside: bool) -> str:
+        scope = self.scope
+        span = node.name_span or node.span
+        spec = scope.functions.get(node.name)
+        if spec is None:
+            scope.error(
+                "KPI303",
+                f"unknown function `{node.name}`",
+                span,
+                did_you_mean(node.name, scope.functions.names()),
+            )
+            for arg in node.children():  # as if an aggregate: no KPI306 echoing this error
+                self.infer(arg, True)
+            return "null"
+        if spec.kind == AGGREGATE:
+            if scope.mode != "aggregate":
+                scope.error(
+                    "KPI307",
+                    f"aggregate `{node.name}` is not allowed here",
+                    span,
+                    _AGGREGATE_HINTS[scope.mode],
+                )
+            elif inside:
+                scope.error(
+                    "KPI307",
+                    f"aggregate `{node.name}` inside another aggregate",
+                    span,
+                    "aggregates cannot be nested; compute each one in its own "
+                    "KPI and combine them in a derived KPI",
+                )
+        if spec.kind == TIME and scope.mode != "derived":
+            scope.error(
+                "KPI312",
+                f"time function `{node.name}` is not allowed here",
+                span,
+                "time functions work on KPIs: use it in a derived KPI (one without `source:`)",
+            )
+        if node.where is not None and spec.kind != AGGREGATE:
+            scope.error(
+                "KPI308",
+                f"`where` can only be used inside an aggregate, not in `{node.name}`",
+                node.where.span,
+                "use if(condition, a, b) to choose between values",
+            )
+        count = len(node.args)
+        if count < spec.min_args or (spec.max_args is not None and count > spec.max_args):
+            scope.error(
+                "KPI304",
+                f"`{node.name}` takes {spec.arity_text()} argument"
+                f"{'' if spec.arity_text() == '1' else 's'}, got {count}",
+                span,
+                spec.description,
+            )
+        if spec.needs_column and scope.mode == "aggregate" and node.args:
+            self._needs_column(node)
+        now_inside = inside or spec.kind == AGGREGATE
+        kinds: list[str] = []
+        for index, arg in enumerate(node.args):
+            param = spec.params[min(index, len(spec.params) - 1)] if spec.params else "any"
+            kind = self.infer(arg, now_inside)
+            kinds.append(kind)
+            self._check_param(node.name, param, arg, kind)
+        if node.where is not None:  # misplaced `where` is KPI308 already: no KPI306 echo
+            where_kind = self.infer(node.where, now_inside or spec.kind != AGGREGATE)
+            self._expect(where_kind, ("boolean",), node.where.span, "`where`")
+        if spec.returns == "arg0":
+            return kinds[0] if kinds else "null"
+        if spec.returns == "common":
+            branches = kinds[1:] if node.name == "if" else kinds
+            return self._common(branches, node)
+        return spec.returns
+
+    def _needs_column(self, node: Call) -> None:
+        """Refuse a constant as the value of an aggregate such as `percentile`: it
+        passes here but fails on the engine (`percentile(0.0, 0.5)` is a binder error)."""
+        value = node.args[0]
+        if not any(isinstance(n, Name) for n in walk(value)):
+            self.scope.error(
+                "KPI316",
+                f"the value of `{node.name}` must use a column; "
+                f"`{_shorten(_text(value))}` is a constant",
+                value.span,
+                f"e.g. {node.name}(amount{', 0.9' if len(node.args) > 1 else ''})",
+            )
+
+    def _check_param(self, function: str, param: str, arg: Node, kind: str) -> None:
+        if param == "digits":
+            digits = _whole_literal(arg)
+            if digits is None or not -MAX_DIGITS <= digits <= MAX_DIGITS:
+                self.scope.error(
+                    "KPI316",
+                    f"the number of decimals in `{function}` must be a whole number "
+                    f"from -{MAX_DIGITS} to {MAX_DIGITS}",
+                    arg.span,
+                    f"e.g. {function}(x, 2); {function}(x, -3) rounds to thousands",
+                )
+            return
+        if param in ("fraction", "periods"):
+            value = arg.value if isinstance(arg, Literal) and arg.kind == "number" else None
+            if param == "fraction" and (value is None or not 0 <= value <= 1):
+                self.scope.error(
+                    "KPI316",
+                    f"the second argument of `{function}` must be a number between 0 and 1",
+                    arg.span,
+                    "e.g. percentile(x, 0.9)",
+                )
+            if param == "periods" and (not isinstance(value, int) or value < 1):
+                self.scope.error(
+                    "KPI316",
+                    f"the number of periods in `{function}` must be a whole number of at least 1",
+                    arg.span,
+                    f"e.g. {function}(revenue, 3)",
+                )
+            return
+        allowed = {
+            "number": ("number",),
+            "string": ("string",),
+            "boolean": ("boolean",),
+            "temporal": ("date", "timestamp"),
+            "orderable": ("number", "string", "date", "timestamp"),
+        }.get(param)
+        if allowed is not None:
+            self._expect(kind, allowed, arg.span, f"`{function}`")
+
+    # -- type helpers -----------------------------------------------------------------
+    def _expect(self, kind: str, allowed: Iterable[str], span: Span, what: str) -> None:
+        allowed = tuple(allowed)
+        if kind == "null" or kind in allowed:
+            return
+        wanted = " or ".join(_describe(a) for a in allowed)
+        self.scope.error(
+            "KPI305",
+            f"{what} needs {wanted}, not {_describe(kind)}",
+            span,
+            "compare it to get a condition, e.g. `stage = 'won'`" if "boolean" in allowed else None,
+        )
+
+    def _comparable(self, left: str, right: str, span: Span, what: str) -> None:
+        if "null" in (left, right) or left == right:
+            return
+        if left in TEMPORAL and right in TEMPORAL:
+            return
+        hint = None
+        if {left, right} == {"string"} | ({left, right} & TEMPORAL) and len({left, right}) == 2:
+            hint = "write a date as date '2024-01-31'"
+        self.scope.error(
+            "KPI305", f"{what} compares {_describe(left)} with {_describe(right)}", span, hint
+        )
+
+    def _common(self, kinds: list[str], node: Call) -> str:
+        known = [k for k in kinds if k != "null"]
+        if not known:
+            return "null"
+        first = known[0]
+        for kind in known[1:]:
+            if kind != first and not (kind in TEMPORAL and first in TEMPORAL):
+                self.scope.error(
+                    "KPI305",
+                    f"the arguments of `{node.name}` mix {_describe(first)} and {_describe(kind)}",
+                    node.span,
+                )
+                break
+        return first
+
+
+_AGGREGATE_HINTS = {
+    "row": "filters and `where` conditions apply to single rows; aggregates belong in "
+    "the KPI's expression",
+    "derived": "a derived KPI combines other KPIs by name; aggregate columns in a KPI "
+    "that has `source:`",
+    "rule": "a rule compares KPI values; aggregate in a KPI and name that KPI here",
+}
+
+
+def _whole_literal(node: Node) -> int | None:
+    """The value of a whole-number literal such as `2` or `-3`; None for anything else."""
+    sign = 1
+    if isinstance(node, Unary) and node.op == "-":
+        sign, node = -1, node.operand
+    if isinstance(node, Literal) and node.kind == "number" and isinstance(node.value, int):
+        return sign * node.value
+    return None
+
+
+def _shorten(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _text(node: Node) -> str:
+    from kpiengine.language.parse import to_text
+
+    return to_text(node)
+
+
+# -- project-level checks ---------------------------------------------------------------
+
+
+def check_project(project: Project, functions: FunctionRegistry | None = None) -> list[Diagnostic]:
+    """Every problem in the project's sources, KPIs and rules."""
+    functions = functions or default_registry()
+    found: list[Diagnostic] = []
+    for source in project.sources.values():
+        found.extend(_check_source(project, source))
+    for kpi in project.kpis.values():
+        found.extend(_check_kpi(project, kpi, functions))
+    found.extend(_check_cycles(project))
+    for rule in project.rules:
+        found.extend(_check_rule(project, rule, None, functions))
+    return sorted(found, key=Diagnostic.sort_key)
+
+
+def _check_source(project: Project, source: Source) -> list[Diagnostic]:
+    found = []
+    if source.time is not None:
+        found.extend(_check_time_column(source, source.time, source.span))
+    for join in source.joins:
+        target = project.sources.get(join.source)
+        if target is None:
+            found.append(
+                Diagnostic(
+                    "KPI311",
+                    f"join to unknown source `{join.source}`",
+                    join.span,
+                    did_you_mean(join.source, project.sources),
+                )
+            )
+            continue
+        if join.left not in source.columns:
+            found.append(
+                Diagnostic(
+                    "KPI313",
+                    f"join column `{join.left}` is not a column of `{source.name}`",
+                    join.span,
+                    did_you_mean(join.left, source.columns),
+                )
+            )
+        if join.right not in target.columns:
+            found.append(
+                Diagnostic(
+                    "KPI313",
+                    f"join column `{join.right}` is not a column of `{target.name}`",
+                    join.span,
+                    did_you_mean(join.right, target.columns),
+                )
+            )
+    return found
+
+
+def _check_time_column(source: Source, name: str, span: Span) -> list[Diagnostic]:
+    column = source.columns.get(name)
+    if column is None:
+        return [
+            Diagnostic(
+                "KPI315",
+                f"time column `{name}` is not a column of `{source.name}`",
+                span,
+                did_you_mean(name, source.columns),
+            )
+        ]
+    if TYPE_OF_COLUMN[column.type] not in TEMPORAL:
+        return [
+            Diagnostic(
+                "KPI315",
+                f"time column `{name}` is {column.type}, not a date or timestamp",
+                span,
+                "declare it as `date` or `timestamp`",
+            )
+        ]
+    return []
+
+
+def _check_kpi(project: Project, kpi: Kpi, functions: FunctionRegistry) -> list[Diagnostic]:
+    if kpi.is_derived:
+        found = _check_derived(project, kpi, functions)
+    else:
+        found = _check_source_kpi(project, kpi, functions)
+    for rule in kpi.rules:
+        found.extend(_check_rule(project, rule, kpi, functions))
+    return found
+
+
+def _check_source_kpi(project: Project, kpi: Kpi, functions: FunctionRegistry) -> list[Diagnostic]:
+    source = project.sources.get(kpi.source or "")
+    if source is None:
+        return [
+            Diagnostic(
+                "KPI311",
+                f"unknown source `{kpi.source}`",
+                kpi.source_span or kpi.span,
+                did_you_mean(kpi.source or "", project.sources),
+            )
+        ]
+    scope = Scope("aggregate", project, functions, source)
+    if kpi.expression.tree is not None:
+        kind = check_expression(kpi.expression.tree, scope)
+        _expect_number(scope, kind, kpi.expression)
+    if kpi.filter is not None and kpi.filter.tree is not None:
+        row = Scope("row", project, functions, source, diagnostics=scope.diagnostics)
+        kind = check_expression(kpi.filter.tree, row)
+        if kind not in ("boolean", "null"):
+            scope.error(
+                "KPI305",
+                f"a filter must be a condition, not {_describe(kind)}",
+                kpi.filter.span,
+                "e.g. filter: region != 'internal'",
+            )
+    time = kpi.time or source.time
+    if time is None:
+        scope.error(
+            "KPI315",
+            f"KPI `{kpi.name}` has no time column",
+            kpi.span,
+            f"add `time:` to the KPI or to source `{source.name}`",
+        )
+    else:
+        scope.diagnostics.extend(_check_time_column(source, time, kpi.time_span or kpi.span))
+    for dimension, span in zip(kpi.dimensions or (), kpi.dimension_spans, strict=False):
+        if resolve_column(project, source, tuple(dimension.split("."))) is None:
+            scope.error(
+                "KPI310",
+                f"dimension `{dimension}` is not a column of `{source.name}` "
+                "or of a source joined to it",
+                span,
+                did_you_mean(dimension, column_candidates(project, source)),
+            )
+    return scope.diagnostics
+
+
+def _check_derived(project: Project, kpi: Kpi, functions: FunctionRegistry) -> list[Diagnostic]:
+    scope = Scope("derived", project, functions)
+    if kpi.expression.tree is not None:
+        kind = check_expression(kpi.expression.tree, scope)
+        _expect_number(scope, kind, kpi.expression)
+        named = any(isinstance(node, Name) for node in walk(kpi.expression.tree))
+        if not named and kind in ("number", "null"):  # else KPI305 says enough
+            # A constant has no data to span periods with: `kpi run` had no range to
+            # default to, and nothing to group by. Not a KPI: refuse it by name.
+            scope.error(
+                "KPI105",
+                f"a derived KPI combines other KPIs by name, but "
+                f"`{_shorten(kpi.expression.text)}` names none",
+                kpi.expression.span,
+                "give it `source:` and an aggregate, e.g. `count()`, or name a KPI, "
+                "e.g. `revenue / 2`",
+            )
+    for key, value in (
+        ("filter", kpi.filter),
+        ("time", kpi.time),
+        ("semi_additive", kpi.semi_additive),
+    ):
+        if value is not None:
+            scope.error(
+                "KPI105",
+                f"`{key}` only applies to a KPI with `source:`",
+                kpi.span,
+                f"put the {key} on the source KPIs this KPI combines",
+            )
+    for dimension, span in zip(kpi.dimensions or (), kpi.dimension_spans, strict=False):
+        for base in base_kpis(project, kpi.name):
+            if not dimension_available(project, base, dimension):
+                scope.error(
+                    "KPI310",
+                    f"dimension `{dimension}` is not available: input KPI "
+                    f"`{base.name}` cannot be grouped by it",
+                    span,
+                )
+                break
+    return scope.diagnostics
+
+
+def _expect_number(scope: Scope, kind: str, expression: Expression) -> None:
+    if kind not in ("number", "null"):
+        scope.error(
+            "KPI305",
+            f"a KPI must compute a number, but this expression gives {_describe(kind)}",
+            expression.span,
+            "count rows where it holds instead, e.g. count(where stage = 'won')"
+            if kind == "boolean"
+            else None,
+        )
+
+
+def _check_rule(
+    project: Project, rule: Rule, kpi: Kpi | None, functions: FunctionRegistry
+) -> list[Diagnostic]:
+    variables = {}
+    if kpi is not None:
+        variables = {"value": "number", "previous": "number"}
+        if kpi.target is not None:
+            variables["target"] = "number"
+    scope = Scope("rule", project, functions, variables=variables)
+    if rule.when.tree is not None:
+        kind = check_expression(rule.when.tree, scope)
+        if kind not in ("boolean", "null"):
+            scope.error(
+                "KPI305",
+                f"a rule's `when` must be a condition, not {_describe(kind)}",
+                rule.when.span,
+                "e.g. when: value < target",
+            )
+    if kpi is not None and kpi.target is None:
+        for diagnostic in scope.diagnostics:
+            if diagnostic.code == "KPI302" and "`target`" in diagnostic.message:
+                scope.diagnostics[scope.diagnostics.index(diagnostic)] = Diagnostic(
+                    "KPI302",
+                    diagnostic.message,
+                    diagnostic.span,
+                    f"KPI `{kpi.name}` has no `target:`; add one to compare with it",
+                )
+    return scope.diagnostics
+
+
+def _check_cycles(project: Project) -> list[Diagnostic]:
+    """Report each dependency cycle among derived KPIs once, at its first KPI."""
+    graph = {
+        name: [d for d in referenced_kpis(k) if d in project.kpis]
+        for name, k in project.kpis.items()
+        if k.is_derived
+    }
+    found: list[Diagnostic] = []
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    reported: set[frozenset[str]] = set()
+    for start in graph:
+        if state.get(start):
+            continue
+        path: list[str] = []
+        stack: list[tuple[str, int]] = [(start, 0)]
+        while stack:
+            name, index = stack.pop()
+            if index == 0:
+                state[name] = 1
+                path.append(name)
+            children = graph.get(name, [])
+            if index < len(children):
+                stack.append((name, index + 1))
+                child = children[index]
+                if state.get(child) == 1:
+                    cycle = path[path.index(child) :]
+                    if frozenset(cycle) not in reported:
+                        reported.add(frozenset(cycle))
+                        first = project.kpis[cycle[0]]
+                        found.append(
+                            Diagnostic(
+                                "KPI309",
+                                "dependency cycle: " + " → ".join([*cycle, cycle[0]]),
+                                first.expression.span,
+                                "a derived KPI cannot depend on itself, directly or through others",
+                            )
+                        )
+                elif not state.get(child):
+                    stack.append((child, 0))
+            else:
+                state[name] = 2
+                path.pop()
+    return found

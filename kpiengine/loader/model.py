@@ -1,0 +1,126 @@
+"""The loaded project: frozen dataclasses that later stages read and never change.
+
+Load builds these from YAML (with positions); parse fills the expression trees; check
+verifies them against each other. Sources, KPIs and rules live in separate namespaces, so
+a KPI may share its name with a source or a column (SPEC §5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kpiengine.language.ast import Node
+from kpiengine.source import SourceTexts, Span
+
+COLUMN_TYPES = ("string", "integer", "number", "boolean", "date", "timestamp")
+UNITS = ("percent", "ratio", "currency", "count", "days", "score", "number")
+GRAINS = ("day", "week", "month", "quarter", "year", "all")
+SEVERITIES = ("info", "warning", "critical")
+
+
+@dataclass(frozen=True)
+class Expression:
+    """An expression as written (``text``) and as parsed (``tree``; None if it did not parse)."""
+
+    text: str
+    tree: Node | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    span: Span
+    unit: str | None = None
+    key: bool = False
+    values: tuple[Any, ...] | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class Join:
+    """A many-to-one join from a source to another source (``left`` = ``right``)."""
+
+    source: str
+    left: str
+    right: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    table: str
+    columns: dict[str, Column]
+    span: Span
+    time: str | None = None
+    joins: tuple[Join, ...] = ()
+    description: str | None = None
+
+    def join_to(self, source_name: str) -> Join | None:
+        return next((j for j in self.joins if j.source == source_name), None)
+
+
+@dataclass(frozen=True)
+class Target:
+    value: float
+    direction: str  # "higher" | "lower"
+    span: Span
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    when: Expression
+    severity: str
+    span: Span
+    message: str | None = None
+    kpi: str | None = None  # None for a standalone rule file
+
+
+@dataclass(frozen=True)
+class Kpi:
+    name: str
+    expression: Expression
+    span: Span
+    title: str | None = None
+    description: str | None = None
+    owner: str | None = None
+    tags: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    source: str | None = None
+    source_span: Span | None = None
+    filter: Expression | None = None
+    time: str | None = None
+    time_span: Span | None = None
+    unit: str | None = None
+    dimensions: tuple[str, ...] | None = None  # None: any column of the source or its joins
+    dimension_spans: tuple[Span, ...] = ()
+    target: Target | None = None
+    rules: tuple[Rule, ...] = ()
+    semi_additive: str | None = None  # "last" | "first"
+    fill_null: float | None = None
+
+    @property
+    def is_derived(self) -> bool:
+        return self.source is None
+
+
+@dataclass(frozen=True)
+class Project:
+    root: Path
+    name: str = "kpiengine"
+    connector: str | None = None
+    fiscal_year_start: int = 1
+    week_start: str = "monday"
+    currency: str = "EUR"
+    plugins: tuple[str, ...] = ()
+    validate_ignore: tuple[str, ...] = ()
+    validate_fail_on: str = "error"
+    sources: dict[str, Source] = field(default_factory=dict)
+    kpis: dict[str, Kpi] = field(default_factory=dict)
+    rules: tuple[Rule, ...] = ()
+    texts: SourceTexts = field(default_factory=SourceTexts, compare=False, repr=False)

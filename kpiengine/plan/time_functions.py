@@ -1,0 +1,132 @@
+"""Planning of the KPI-level time functions: how far back they look, and nesting.
+
+Window functions cannot be nested in SQL, so ``growth(rolling_sum(revenue, 3))`` is
+rewritten: the inner ``rolling_sum(revenue, 3)`` becomes a hidden column computed one
+layer earlier, and ``growth`` reads that column. The look-back of a KPI is how many
+periods before the first period of the range it needs (``None``: all history, for
+``cumulative_sum`` and ``streak``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+
+from kpiengine.diagnostics import Diagnostic
+from kpiengine.language.ast import Call, Literal, Name, Node, walk
+
+TIME_FUNCTIONS = frozenset(
+    {"previous", "growth", "rolling_sum", "rolling_avg", "cumulative_sum", "streak"}
+)
+UNBOUNDED = frozenset({"cumulative_sum", "streak"})
+AUX_PREFIX = "__aux"
+
+
+def periods_argument(call: Call) -> int:
+    """The ``n`` of ``previous(k, n)`` and friends (1 when omitted)."""
+    if len(call.args) > 1 and isinstance(call.args[1], Literal):
+        return int(call.args[1].value)  # type: ignore[arg-type]
+    return 1
+
+
+def offset_problems(tree: Node, limit: int) -> list[Diagnostic]:
+    """KPI402 at every time-function offset over ``limit`` periods: no range is short
+    enough to run it within the limit, so it is a definition error, found without a run
+    (``kpi validate``) and before any period arithmetic (``previous(k, 700000)`` at day
+    grain would otherwise build a spine of 700 000 days)."""
+    found = []
+    for node in walk(tree):
+        if not (isinstance(node, Call) and node.name in TIME_FUNCTIONS and len(node.args) > 1):
+            continue
+        argument = node.args[1]
+        value = argument.value if isinstance(argument, Literal) else None
+        if isinstance(value, int) and not isinstance(value, bool) and value > limit:
+            shown = f"{value:,}" if value < 10**15 else "more than 10^15"
+            found.append(
+                Diagnostic(
+                    "KPI402",
+                    f"`{node.name}` reaches {shown} periods back, over the limit of "
+                    f"{limit:,} periods a statement may produce",
+                    argument.span,
+                    "use a smaller number of periods, or raise the limit with "
+                    "--max-periods N (or KPI_MAX_PERIODS)",
+                )
+            )
+    return found
+
+
+def lookback(
+    tree: Node, known: Mapping[str, int | None], unbounded: int | None = None
+) -> int | None:
+    """Periods of history ``tree`` needs before the first output period (None: all).
+
+    With ``unbounded=0``, all-history functions count as 0: the finite part of the need,
+    which still matters before the first period with data (empty periods count).
+    """
+    if isinstance(tree, Name):
+        return known.get(tree.dotted, 0)
+    if isinstance(tree, Call) and tree.name in TIME_FUNCTIONS:
+        inner = lookback(tree.args[0], known, unbounded) if tree.args else 0
+        if inner is None:
+            return None
+        if tree.name in UNBOUNDED:
+            return None if unbounded is None else inner + unbounded
+        n = periods_argument(tree)
+        return inner + (n - 1 if tree.name.startswith("rolling") else n)
+    needs = [lookback(child, known, unbounded) for child in tree.children()]
+    if any(n is None for n in needs):
+        return None
+    return max(needs, default=0)  # type: ignore[type-var]
+
+
+def references_with_shift(tree: Node) -> list[tuple[str, int | None]]:
+    """Each name in ``tree`` with how many periods before a row its value is read
+    (0 outside time functions; None for all history)."""
+    found: list[tuple[str, int | None]] = []
+    stack: list[tuple[Node, int | None]] = [(tree, 0)]
+    while stack:
+        node, shift = stack.pop()
+        if isinstance(node, Name):
+            found.append((node.dotted, shift))
+            continue
+        if isinstance(node, Call) and node.name in TIME_FUNCTIONS and node.args:
+            n = periods_argument(node)
+            window = (
+                None
+                if node.name in UNBOUNDED
+                else (n - 1 if node.name.startswith("rolling") else n)
+            )
+            inner = None if shift is None or window is None else shift + window
+            stack.append((node.args[0], inner))
+            continue
+        stack.extend((child, shift) for child in node.children())
+    return found
+
+
+def has_time_function(tree: Node) -> bool:
+    return any(isinstance(n, Call) and n.name in TIME_FUNCTIONS for n in walk(tree))
+
+
+def lift_nested_windows(tree: Node, new_name: Callable[[Node], str]) -> Node:
+    """Replace every time-function argument that itself uses a time function by a Name.
+
+    ``new_name(subtree)`` registers the subtree as a hidden column and returns its name.
+    """
+    return _rewrite(tree, new_name)
+
+
+def _rewrite(node: Node, new_name: Callable[[Node], str]) -> Node:
+    changes = {}
+    for field in dataclasses.fields(node):
+        value = getattr(node, field.name)
+        if isinstance(value, Node):
+            changes[field.name] = _rewrite(value, new_name)
+        elif isinstance(value, tuple) and value and isinstance(value[0], Node):
+            changes[field.name] = tuple(_rewrite(v, new_name) for v in value)
+    node = dataclasses.replace(node, **changes) if changes else node
+    if isinstance(node, Call) and node.name in TIME_FUNCTIONS and node.args:
+        argument = node.args[0]
+        if has_time_function(argument):
+            hidden = Name(argument.span, (new_name(argument),))
+            node = dataclasses.replace(node, args=(hidden, *node.args[1:]))
+    return node

@@ -1,0 +1,164 @@
+"""Render stage: a report through a Jinja template, always sandboxed; HTML autoescaped.
+
+Titles, descriptions and messages come from definitions and users: they must never
+become markup or code. Every built-in renderer is one template users can replace with
+``--template``; more renderers come through the ``kpiengine_renderers`` hook.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from kpiengine.render.report_data import Report
+from kpiengine.render.terminal import format_value
+
+PALETTE = ["#0969da", "#cf222e", "#1a7f37", "#8250df", "#b35900", "#1b7c83", "#bf3989", "#57606a"]
+
+
+@dataclass(frozen=True)
+class TemplateRenderer:
+    name: str
+    suffix: str
+    template: str  # file name under kpiengine/render/templates/
+    autoescape: bool = False
+
+    def render(self, report: Report, template: Path | None = None) -> str:
+        from kpiengine.errors import UsageError
+        from kpiengine.rules.messages import (
+            REPORT_LIMITS,
+            BoundedEnvironment,
+            add_filters,
+            describe_error,
+        )
+
+        if template is not None:
+            text = template.read_text(encoding="utf-8")
+        else:
+            resource = resources.files("kpiengine.render").joinpath(f"templates/{self.template}")
+            text = resource.read_text(encoding="utf-8")
+        environment = BoundedEnvironment(
+            REPORT_LIMITS, autoescape=self.autoescape, keep_trailing_newline=True
+        )
+        add_filters(environment, report.currency)
+        environment.add_filter("csv_row", csv_row)
+        environment.add_filter("md", markdown_text)
+        environment.add_filter("json", lambda value: json.dumps(value, default=str, indent=2))
+        context = {
+            "report": report,
+            "palette": PALETTE,
+            "units": {card.name: card.unit for card in report.cards},
+            "format_value": format_value,
+            "data": report_data(report),
+        }
+        try:
+            return environment.render_bounded(environment.from_string(text), context)
+        except Exception as error:  # a user's template: say where and why, never a traceback
+            line = getattr(error, "lineno", None) or _template_line(error)
+            where = f"{template or self.template}{f':{line}' if line else ''}"
+            raise UsageError(f"template {where}: {describe_error(error)}") from None
+
+
+def _template_line(error: BaseException) -> int | None:
+    """The template line a runtime error happened on (Jinja keeps it in the traceback)."""
+    traceback = error.__traceback__
+    line = None
+    while traceback is not None:
+        if traceback.tb_frame.f_code.co_filename == "<template>":
+            line = traceback.tb_lineno
+        traceback = traceback.tb_next
+    return line
+
+
+#: A CSV cell starting with one of these is a formula to a spreadsheet (=HYPERLINK(...)).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+
+def csv_row(values: list[Any]) -> str:
+    """One CSV line; text cells a spreadsheet would run as a formula get a leading `'`
+    (numbers, negative ones included, stay numbers)."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow([_csv_cell(v) for v in values])
+    return out.getvalue()
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    formula = isinstance(value, str) and value.startswith(_FORMULA_STARTS)
+    if formula and not _PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|])")
+
+
+def markdown_text(value: Any) -> str:
+    """Text from definitions or data, safe inside a Markdown table cell or heading:
+    HTML special characters escaped (no raw ``<script>``), Markdown punctuation that
+    could start a link, emphasis or code escaped with a backslash, ``|`` escaped so it
+    cannot split a cell, and line breaks as ``<br>`` so they cannot end a row."""
+    text = "" if value is None else str(value)
+    text = html.escape(text, quote=False)
+    text = _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    return re.sub(r"\r\n|\r|\n", "<br>", text)
+
+
+def report_data(report: Report) -> dict[str, Any]:
+    """The report as plain data (the JSON renderer's document)."""
+    return {
+        "project": report.project,
+        "grain": report.grain,
+        "from": report.start.isoformat() if report.start else None,
+        "to": report.end.isoformat() if report.end else None,
+        "generated": report.generated,
+        "kpis": [
+            {
+                "kpi": card.name,
+                "title": card.title,
+                "unit": card.unit,
+                "status": card.status,
+                "target": card.target,
+                "series": [
+                    {
+                        "dimensions": s.label,
+                        "latest": s.latest,
+                        "previous": s.previous,
+                        "change": s.change,
+                        "status": s.status,
+                    }
+                    for s in card.series
+                ],
+            }
+            for card in report.cards
+        ],
+        "alerts": [a.to_dict() for a in report.alerts],
+        "rows": [r.to_dict() for r in report.rows],
+    }
+
+
+BUILTIN_RENDERERS = (
+    TemplateRenderer("html", ".html", "report.html.j2", autoescape=True),
+    TemplateRenderer("markdown", ".md", "report.md.j2"),
+    TemplateRenderer("json", ".json", "report.json.j2"),
+    TemplateRenderer("csv", ".csv", "report.csv.j2"),
+)
+
+
+def find_renderer(name: str) -> Any:
+    from kpiengine.plugins.manager import find_named
+
+    return find_named("kpiengine_renderers", name, "renderer")
+
+
+def render_html(report: Report, template: Path | None = None) -> str:
+    return BUILTIN_RENDERERS[0].render(report, template)

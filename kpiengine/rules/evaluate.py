@@ -1,0 +1,302 @@
+"""Evaluate stage: rules over computed values → a status per row and alerts.
+
+Rule conditions are written in the expression language and evaluated here, in Python,
+with SQL's null logic (a comparison with null is not true; ``and``/``or`` are
+three-valued), over the values of one period and dimension combination: ``value`` (the
+KPI's), ``target``, ``previous`` (the KPI's value one period earlier in the result) and
+any other KPI of the run by name.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import operator
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kpiengine.execute.result import Result, ResultRow
+from kpiengine.language.ast import (
+    Between,
+    Binary,
+    Call,
+    InList,
+    IsNull,
+    Literal,
+    Name,
+    Node,
+    Unary,
+    walk,
+)
+from kpiengine.loader.model import Kpi, Project, Rule
+
+SEVERITY_ORDER = {"ok": 0, "info": 1, "warning": 2, "critical": 3}
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A rule that fired. ``kpi`` is None for a standalone rule file (it names several)."""
+
+    kpi: str | None
+    rule: str
+    period: dt.date | None
+    dimensions: tuple[tuple[str, Any], ...]
+    value: Any
+    target: float | None
+    severity: str
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kpi": self.kpi,
+            "rule": self.rule,
+            "period": self.period.isoformat() if self.period else None,
+            "dimensions": dict(self.dimensions),
+            "value": self.value,
+            "target": self.target,
+            "severity": self.severity,
+            "message": self.message,
+        }
+
+
+def evaluate(project: Project, result: Result) -> tuple[list[Alert], dict[ResultRow, str]]:
+    """Alerts of every rule that fires, and the status of every row.
+
+    KPI rules give each row a status (the most severe rule that fired, else ``ok``).
+    Standalone rules (``rule:`` files) are evaluated for every period and dimension
+    combination where all the KPIs they name have a row.
+    """
+    cells = {(r.kpi, r.period, r.dimensions): r.value for r in result.rows}
+    periods = sorted({r.period for r in result.rows if r.period is not None})
+    before = dict(zip(periods[1:], periods[:-1], strict=False))
+    alerts: list[Alert] = []
+    status: dict[ResultRow, str] = {}
+    alerts.extend(_standalone(project, result, cells))
+    for row in result.rows:
+        kpi = project.kpis.get(row.kpi)
+        if kpi is None:
+            continue
+        status[row] = "ok"
+        for rule in kpi.rules:
+            variables = _variables(kpi, row, cells, before.get(row.period) if row.period else None)
+            if _truthy(_eval(rule.when.tree, variables)):
+                alerts.append(_alert(project, kpi, rule, row, variables))
+                if SEVERITY_ORDER[rule.severity] > SEVERITY_ORDER[status[row]]:
+                    status[row] = rule.severity
+    return alerts, status
+
+
+def rule_kpis(rule: Rule) -> list[str]:
+    """The KPI names a standalone rule's condition mentions."""
+    if rule.when.tree is None:
+        return []
+    return list(dict.fromkeys(n.dotted for n in walk(rule.when.tree) if isinstance(n, Name)))
+
+
+def _standalone(
+    project: Project, result: Result, cells: Mapping[tuple[Any, ...], Any]
+) -> list[Alert]:
+    alerts = []
+    keys = sorted(
+        {(r.period, r.dimensions) for r in result.rows}, key=lambda k: (str(k[0]), str(k[1]))
+    )
+    for rule in project.rules:
+        names = rule_kpis(rule)
+        for period, dimensions in keys:
+            if not names or not all((n, period, dimensions) in cells for n in names):
+                continue
+
+            def lookup(name: str, period: Any = period, dimensions: Any = dimensions) -> Any:
+                return cells.get((name, period, dimensions))
+
+            if not _truthy(_eval(rule.when.tree, lookup)):
+                continue
+            values = {n: lookup(n) for n in names}
+            message = rule.message or f"rule {rule.name} fired"
+            if rule.message:
+                from kpiengine.rules.messages import render_message
+
+                variables = {**values, "period": period.isoformat() if period else None}
+                variables.update(dimensions)
+                message = render_message(rule.message, variables, project.currency)
+            value = values[names[0]] if len(names) == 1 else None
+            alerts.append(
+                Alert(None, rule.name, period, dimensions, value, None, rule.severity, message)
+            )
+    return alerts
+
+
+def _variables(
+    kpi: Kpi, row: ResultRow, cells: Mapping[tuple[Any, ...], Any], previous_period: dt.date | None
+) -> Callable[[str], Any]:
+    def lookup(name: str) -> Any:
+        if name == "value":
+            return row.value
+        if name == "target":
+            return kpi.target.value if kpi.target else None
+        if name == "previous":
+            return cells.get((kpi.name, previous_period, row.dimensions))
+        return cells.get((name, row.period, row.dimensions))
+
+    return lookup
+
+
+def _alert(
+    project: Project, kpi: Kpi, rule: Rule, row: ResultRow, variables: Callable[[str], Any]
+) -> Alert:
+    target = kpi.target.value if kpi.target else None
+    message = rule.message or f"{kpi.name}: rule {rule.name} fired"
+    if rule.message:
+        from kpiengine.rules.messages import render_message
+
+        message = render_message(
+            rule.message,
+            {
+                "value": row.value,
+                "target": target,
+                "previous": variables("previous"),
+                "kpi": kpi.name,
+                "title": kpi.title or kpi.name,
+                "period": row.period.isoformat() if row.period else None,
+                **{k: v for k, v in row.dimensions},
+            },
+            project.currency,
+        )
+    return Alert(
+        kpi.name, rule.name, row.period, row.dimensions, row.value, target, rule.severity, message
+    )
+
+
+def _truthy(value: Any) -> bool:
+    return value is True
+
+
+def _eval(node: Node | None, variables: Callable[[str], Any]) -> Any:
+    if node is None:
+        return None
+    if isinstance(node, Literal):
+        return node.value
+    if isinstance(node, Name):
+        return variables(node.dotted)
+    if isinstance(node, Unary):
+        operand = _eval(node.operand, variables)
+        if operand is None:
+            return None
+        return -operand if node.op == "-" else not operand
+    if isinstance(node, Binary):
+        return _binary(node, variables)
+    if isinstance(node, IsNull):
+        return (_eval(node.operand, variables) is None) != node.negated
+    if isinstance(node, InList):
+        value = _eval(node.operand, variables)
+        items = [_eval(i, variables) for i in node.items]
+        if value is None:
+            return None
+        found = value in [i for i in items if i is not None]
+        if not found and None in items:
+            return None
+        return found != node.negated
+    if isinstance(node, Between):
+        value, low, high = (_eval(n, variables) for n in (node.operand, node.low, node.high))
+        if None in (value, low, high):
+            return None
+        return low <= value <= high
+    if isinstance(node, Call):
+        return _call(node, variables)
+    raise TypeError(type(node).__name__)
+
+
+def _binary(node: Binary, variables: Callable[[str], Any]) -> Any:
+    left = _eval(node.left, variables)
+    if node.op in ("and", "or"):
+        right = _eval(node.right, variables)
+        if node.op == "and":
+            if left is False or right is False:
+                return False
+            return None if None in (left, right) else True
+        if left is True or right is True:
+            return True
+        return None if None in (left, right) else False
+    right = _eval(node.right, variables)
+    if left is None or right is None:
+        return None
+    if node.op in ("/", "%") and right == 0:
+        return None
+    operation = _OPERATIONS[node.op]
+    try:
+        return operation(left, right)
+    except OverflowError:
+        # an integer beyond the range of a double (a 400-digit literal): compute in
+        # doubles, as the engines do, where it is ±inf (inf - inf is nan, never an error)
+        return operation(_double(left), _double(right))
+
+
+_OPERATIONS: dict[str, Callable[[Any, Any], Any]] = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
+    "%": operator.mod,
+    "=": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+
+
+def _double(value: Any) -> Any:
+    """A number as a double: ±inf when an integer is too large for one."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return value
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
+def _round(value: Any, digits: Any = 0) -> Any:
+    """``round(x, n)``: nan and ±inf stay as they are; n beyond the precision of a double
+    changes nothing (or gives 0), as on the engines."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return value
+    digits = _double(digits)
+    if isinstance(digits, float):
+        if math.isnan(digits):
+            return None
+        digits = max(min(digits, 400.0), -400.0)  # past ±400 the result no longer changes
+    return round(value, int(digits))
+
+
+def _days_between(start: Any, end: Any) -> int:
+    def day(value: Any) -> dt.date:
+        return value.date() if isinstance(value, dt.datetime) else value
+
+    return (day(end) - day(start)).days
+
+
+_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "abs": abs,
+    "round": _round,
+    "least": lambda *args: min(args),
+    "greatest": lambda *args: max(args),
+    "lower": str.lower,
+    "upper": str.upper,
+    "days_between": _days_between,
+}
+
+
+def _call(node: Call, variables: Callable[[str], Any]) -> Any:
+    args = [_eval(a, variables) for a in node.args]
+    if node.name == "if":
+        # the checker insists on three arguments; missing ones read as null
+        condition, then, otherwise = (*args, None, None, None)[:3]
+        return then if condition is True else otherwise
+    if node.name == "coalesce":
+        return next((a for a in args if a is not None), None)
+    if not args or any(a is None for a in args):
+        return None
+    function = _FUNCTIONS.get(node.name)
+    return function(*args) if function else None
