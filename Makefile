@@ -39,6 +39,7 @@ browser:  # Chromium for the report's browser test (Debian package; needs root)
 lint: $(VENV)/.test
 	$(BIN)/ruff check kpiengine tests bench plugins
 	$(BIN)/ruff format --check kpiengine tests bench plugins
+	$(BIN)/mypy
 
 format: $(VENV)/.test
 	$(BIN)/ruff check --fix kpiengine tests bench plugins

@@ -15,38 +15,25 @@ from pathlib import Path
 
 import sqlglot
 
-SOURCE = """source: opportunities
-table: opportunities
-time: closed_at
-columns:
-  id: {type: string, key: true}
-  account_id: string
-  region: string
-  stage: string
-  amount: number
-  discount: number
-  created_at: timestamp
-  closed_at: timestamp
-joins:
-  - source: accounts
-    on: account_id
-"""
-ACCOUNTS = "source: accounts\ntable: accounts\ncolumns:\n  account_id: string\n  segment: string\n"
+from kpiengine.testing.dataset import SALES_SOURCES, write_files
+
+# the shared sales project's opportunities and accounts (spend would be unused: KPI601)
+SOURCES = {path: text for path, text in SALES_SOURCES.items() if path != "sources/spend.yaml"}
+
 SHAPES = [
     "count(where stage = 'won') / count(where stage in ('won', 'lost'))",
     "sum(amount where stage = 'won' and region != 'internal')",
     "avg(days_between(created_at, closed_at) where stage = 'won')",
     "percentile(amount, 0.9 where accounts.segment = 'smb')",
     "count_distinct(account_id where amount > {i})",
-    "sum(amount * (1 - coalesce(discount, 0)) where stage = 'won') / 1000",
+    "sum(amount * (1 - coalesce(amount / 1000, 0)) where stage = 'won') / 1000",
 ]
 
 
 def make_project(root: Path, count: int) -> Path:
-    (root / "sources").mkdir(parents=True)
+    """The shared small sales project's sources and ``count`` generated KPIs over them."""
+    write_files(root, SOURCES)
     (root / "kpis").mkdir()
-    (root / "sources" / "opportunities.yaml").write_text(SOURCE)
-    (root / "sources" / "accounts.yaml").write_text(ACCOUNTS)
     for i in range(count):
         if i % 10 == 9:
             text = f"kpi: k{i}\ntitle: Derived {i}\nexpression: k{i - 1} / k{i - 2}\n"

@@ -20,23 +20,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-SOURCE = """source: opportunities
-description: One row per deal.
-table: opportunities
-time: closed_at
-columns:
-  id: {type: string, key: true}
-  account_id: string
-  region: string
-  stage: {type: string, values: [open, won, lost]}
-  amount: {type: number, unit: currency}
-  created_at: timestamp
-  closed_at: timestamp
-joins:
-  - source: accounts
-    on: account_id
-"""
-ACCOUNTS = "source: accounts\ntable: accounts\ncolumns:\n  account_id: string\n  segment: string\n"
+from kpiengine.testing.dataset import SALES_SOURCES, write_files
+
+# the shared sales project's opportunities and accounts (spend would be unused: KPI601)
+SOURCES = {path: text for path, text in SALES_SOURCES.items() if path != "sources/spend.yaml"}
+
 SHAPES = [
     ("percent", "count(where stage = 'won') / count(where stage in ('won', 'lost'))"),
     ("currency", "sum(amount where stage = 'won' and region != 'internal')"),
@@ -54,11 +42,9 @@ MISTAKES = [
 
 
 def make_project(root: Path, count: int, errors: bool = False) -> Path:
-    (root / "sources").mkdir(parents=True)
+    """The shared small sales project's sources and ``count`` generated KPI files."""
+    write_files(root, SOURCES)
     (root / "kpis").mkdir()
-    (root / "kpiengine.yaml").write_text("project: bench\n")
-    (root / "sources" / "opportunities.yaml").write_text(SOURCE)
-    (root / "sources" / "accounts.yaml").write_text(ACCOUNTS)
     for i in range(count):
         head = f"kpi: k{i}\ntitle: KPI {i}\ndescription: KPI number {i}.\nowner: bench\n"
         if errors and i % 10 == 5:
@@ -87,7 +73,7 @@ def best(function: Callable[[], object], repeat: int = 5) -> float:
 def main(sizes: list[int]) -> None:
     from kpiengine.api import load_and_check
     from kpiengine.render.diagnostic_formats import FORMATS, formatter
-    from kpiengine.render.diagnostic_formats.report import Report
+    from kpiengine.render.diagnostic_formats.report import ValidationReport
 
     kpi = Path(sys.executable).with_name("kpi")
     print(
@@ -103,7 +89,7 @@ def main(sizes: list[int]) -> None:
 
                 def with_formats(root: Path = root) -> None:
                     model, diagnostics = load_and_check(root)
-                    report = Report.of(model, diagnostics)
+                    report = ValidationReport.of(model, diagnostics)
                     for name in FORMATS:
                         formatter(name)(report)
 

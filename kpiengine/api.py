@@ -5,9 +5,11 @@ This is also what the CLI calls, so the two can never disagree.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kpiengine.diagnostics import Diagnostic, Severity
 from kpiengine.errors import DefinitionError, UsageError
@@ -16,13 +18,30 @@ from kpiengine.loader.model import Expression, Project
 from kpiengine.plan.planner import Plan, RunRequest, build_plan
 from kpiengine.source import TextOrigin
 
+if TYPE_CHECKING:
+    from kpiengine.plugins.manager import PluginHost
+
 
 class KpiProject:
-    """A loaded and checked project."""
+    """A loaded and checked project, with its own plugin host (``plugins``): its
+    functions, connectors, renderers and notifiers are looked up there, never in another
+    project's."""
 
-    def __init__(self, model: Project, diagnostics: Sequence[Diagnostic] = ()) -> None:
+    def __init__(
+        self,
+        model: Project,
+        diagnostics: Sequence[Diagnostic] = (),
+        plugins: PluginHost | None = None,
+    ) -> None:
+        from kpiengine.plugins.manager import default_host
+
         self.model = model
         self.diagnostics = list(diagnostics)
+        self.plugins = plugins if plugins is not None else default_host()
+
+    def connect(self, url: str):  # type: ignore[no-untyped-def]
+        """Open ``url`` through the connectors of this project's plugins."""
+        return self.plugins.connect(url)
 
     @property
     def name(self) -> str:
@@ -59,7 +78,8 @@ class KpiProject:
 
     def plan(self, kpis: Iterable[str] | None = None, **options: object) -> Plan:
         try:
-            return build_plan(self.model, self.request(kpis, **options))  # type: ignore[arg-type]
+            request = self.request(kpis, **options)  # type: ignore[arg-type]
+            return build_plan(self.model, request, self.plugins.functions())
         except DefinitionError as error:
             error.texts = error.texts or self.model.texts
             raise
@@ -68,22 +88,25 @@ class KpiProject:
         self, kpis: Iterable[str] | None = None, dialect: str = "duckdb", **options: object
     ) -> str:
         """The one SQL statement computing ``kpis`` (all when None) in ``dialect``."""
-        from kpiengine.compile.dialects import DIALECTS
+        from kpiengine.compile.dialects import require_dialect
         from kpiengine.compile.statement import compile_plan
 
-        if dialect not in DIALECTS:
-            raise UsageError(f"unknown dialect `{dialect}`; use one of {', '.join(DIALECTS)}")
-        return compile_plan(self.plan(kpis, **options), dialect)
+        require_dialect(dialect, self.plugins)  # any registered dialect, a plugin's too
+        return compile_plan(self.plan(kpis, **options), dialect, host=self.plugins)
 
     def run(self, kpis: Iterable[str] | None, connection: object, **options: object) -> Result:
         """Compute ``kpis`` (all when None) on an open connection, and evaluate their rules."""
+        return self.execute(self.plan(kpis, **options), connection)
+
+    def execute(self, plan: Plan, connection: object) -> Result:
+        """Compute a plan built by :meth:`plan` on an open connection, and evaluate its
+        rules: the CLI builds the plan once (definition errors before the engine opens)
+        and hands it on, rather than each stage building its own."""
         from kpiengine.execute.run import run
         from kpiengine.rules.evaluate import evaluate
 
-        self.plan(kpis, **options)  # definition errors carry the files' text
-        result = run(self.model, self.request(kpis, **options), connection)  # type: ignore[arg-type]
-        result.alerts, result.statuses = evaluate(self.model, result)
-        return result
+        result = run(plan, connection, self.plugins)  # type: ignore[arg-type]
+        return result.evaluated(*evaluate(self.model, result))
 
     def rule_kpis(self) -> list[str]:
         """KPIs that have rules, and those that standalone rule files name."""
@@ -127,24 +150,36 @@ class KpiProject:
         result = self.run(names, connection, grain=grain, start=earlier, end=end_date, **options)
         keep = [r for r in result.rows if r.period is None or r.period >= first]
         kept = set(keep)  # once: a set per status made a long range quadratic
-        result.rows = keep
-        result.statuses = {r: s for r, s in result.statuses.items() if r in kept}
-        result.alerts = [a for a in result.alerts if a.period is None or a.period >= first]
-        result.start = start_date
-        return result
+        return dataclasses.replace(
+            result,
+            start=start_date,
+            rows=keep,
+            statuses={r: s for r, s in result.statuses.items() if r in kept},
+            alerts=[a for a in result.alerts if a.period is None or a.period >= first],
+        )
 
 
-def load(path: str | Path | None = None) -> KpiProject:
-    """Load and check a definitions folder; raise DefinitionError listing every error."""
-    project, diagnostics = load_and_check(path)
+def load(path: str | Path | None = None, plugins: Iterable[str] = ()) -> KpiProject:
+    """Load and check a definitions folder; raise DefinitionError listing every error.
+
+    The project gets its own plugin host: the built-ins, ``plugins`` (module names, as
+    ``--plugin``), the project file's ``plugins:`` and, when a name is unknown, the
+    installed entry points."""
+    from kpiengine.plugins.manager import PluginHost
+
+    host = PluginHost(plugins)
+    project, diagnostics = load_and_check(path, plugins=host)
     errors = [d for d in diagnostics if d.severity >= Severity.ERROR]
     if errors:
         raise DefinitionError(errors, project.texts)
-    return KpiProject(project, diagnostics)
+    return KpiProject(project, diagnostics, host)
 
 
 def load_and_check(
-    path: str | Path | None = None, lint: bool = True, allow_plugins: bool = True
+    path: str | Path | None = None,
+    lint: bool = True,
+    allow_plugins: bool = True,
+    plugins: PluginHost | Iterable[str] = (),
 ) -> tuple[Project, list[Diagnostic]]:
     """Every diagnostic of loading, checking and (with ``lint``) the warnings of
     :mod:`kpiengine.language.lint`, without raising on definition errors. Codes listed in the
@@ -154,17 +189,22 @@ def load_and_check(
     With ``allow_plugins=False`` (``kpi validate`` of untrusted definitions) the modules
     of the project's ``plugins:`` list are not imported, nor is the project folder put on
     ``sys.path``: checking definitions never runs code that came with them. Functions
-    those plugins add are then unknown (KPI303), with a hint saying why."""
+    those plugins add are then unknown (KPI303), with a hint saying why.
+
+    ``plugins`` is a :class:`~kpiengine.plugins.manager.PluginHost` to load the project's
+    plugins into (the caller keeps it: ``kpi validate --connector``, ``kpi plugins``), or
+    module names for a new one."""
     from kpiengine.language.check import check_project
     from kpiengine.loader.definitions import find_project_root, load_project
+    from kpiengine.plugins.manager import PluginHost
 
+    host = plugins if isinstance(plugins, PluginHost) else PluginHost(plugins)
     root = Path(path) if path is not None else find_project_root()
     project, diagnostics = load_project(root)
-    if project.plugins and allow_plugins:
-        load_project_plugins(project)
+    host.attach(project, load_plugins=allow_plugins)
     # Check what did load even when some files did not: one broken file must not hide
     # the problems of the others.
-    found = [*diagnostics, *check_project(project), *_offset_problems(project)]
+    found = [*diagnostics, *check_project(project, host.functions()), *_offset_problems(project)]
     if project.plugins and not allow_plugins:
         found = [_plugins_hint(d, project.plugins) for d in found]
     if lint:
@@ -188,25 +228,10 @@ def plugins_allowed_by_environment() -> bool:
     return os.environ.get(ALLOW_PLUGINS_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def load_project_plugins(project: Project) -> None:
-    """Import the modules of the project's ``plugins:`` list: project code, run only by
-    the commands that compute (``run``, ``check``, ``report``, ``compile``...)."""
-    import sys
-
-    from kpiengine.plugins.manager import add_plugin_modules
-
-    # a plugin module may sit in the project folder, next to kpiengine.yaml
-    if str(project.root.resolve()) not in sys.path:
-        sys.path.append(str(project.root.resolve()))
-    add_plugin_modules(project.plugins)
-
-
 def _plugins_hint(diagnostic: Diagnostic, plugins: Sequence[str]) -> Diagnostic:
     """An unknown function may come from a project plugin that validation did not load."""
     if diagnostic.code != "KPI303":
         return diagnostic
-    import dataclasses
-
     hint = (
         f"the project lists plugins: {', '.join(plugins)}; they were not loaded, since "
         "validation runs no project code: run with --allow-plugins (or "
@@ -257,7 +282,9 @@ def _date(value: str | dt.date | None, what: str) -> dt.date | None:
 
 
 def connect(url: str):  # type: ignore[no-untyped-def]
-    """Open a connection through the connector that owns the URL's scheme."""
+    """Open a connection through the connector that owns the URL's scheme, among the
+    process's plugins (built-ins, installed ones); ``KpiProject.connect`` uses the
+    project's."""
     from kpiengine.execute.connectors import connect as open_connection
 
     return open_connection(url)

@@ -20,9 +20,10 @@ from typing import Any
 
 import click
 
+from kpiengine.diagnostics import Severity
 from kpiengine.errors import DefinitionError, EngineError, KpiError, UsageError
-
-GRAINS = ("day", "week", "month", "quarter", "year", "all")
+from kpiengine.loader.vocabulary import GRAINS, SEVERITIES
+from kpiengine.render.diagnostic_formats import FORMATS
 
 
 def _project_option(function: Any) -> Any:
@@ -107,9 +108,7 @@ class Query:
         }
 
     def connect(self) -> Any:
-        from kpiengine import api
-
-        return api.connect(_connector_url(self.connector_url, self.project))
+        return self.project.connect(_connector_url(self.connector_url, self.project))
 
 
 _QUERY_FIELDS = (
@@ -191,11 +190,8 @@ def cli() -> None:
 
 def _load(project_path: Path | None, plugins: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
     from kpiengine import api
-    from kpiengine.plugins.manager import add_plugin_modules
 
-    if plugins:
-        add_plugin_modules(plugins)
-    return api.load(project_path)
+    return api.load(project_path, plugins)  # the project's own plugin host
 
 
 def _connector_url(explicit: str | None, project: Any) -> str:
@@ -335,7 +331,7 @@ def _is_stream(path: Path) -> bool:
     return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISBLK(mode)
 
 
-def _write_output(path: Path, text: str) -> None:
+def _write_output(path: Path, text: str | bytes) -> None:
     """Write whole or not at all: a temporary file beside the target, then a rename, done
     on the file a symlink names (never replacing the link). A device or FIFO is written
     in place: renaming over ``/dev/null`` would replace the device itself (as root).
@@ -346,8 +342,11 @@ def _write_output(path: Path, text: str) -> None:
     _check_writable(path)
     try:
         if _is_stream(path):
-            with path.open("w", encoding="utf-8") as handle:
-                handle.write(text)
+            if isinstance(text, bytes):  # a renderer's PDF, image...
+                path.write_bytes(text)
+            else:
+                with path.open("w", encoding="utf-8") as handle:
+                    handle.write(text)
         else:
             write_atomically(path.resolve(), text)
     except OSError as error:
@@ -388,8 +387,7 @@ def _check_template(path: Path) -> None:
 @click.option(
     "--format",
     "fmt",
-    # the names of kpiengine.render.diagnostic_formats.FORMATS (a test keeps the two equal)
-    type=click.Choice(["text", "json", "github", "sarif", "junit"]),
+    type=click.Choice(FORMATS),
     default="text",
     show_default=True,
     help="text for people; json for scripts; github for Actions annotations; sarif for "
@@ -398,7 +396,7 @@ def _check_template(path: Path) -> None:
 @click.option(
     "--fail-on",
     "fail_on",
-    type=click.Choice(["error", "warning", "info"]),
+    type=click.Choice([str(level) for level in sorted(Severity, reverse=True)]),
     help="Lowest severity that makes the exit code 1 (default: the project's "
     "`validate: {fail_on: ...}`, else error).",
 )
@@ -447,22 +445,23 @@ def validate(
 
     from kpiengine import api
     from kpiengine.diagnostics import Severity
-    from kpiengine.plugins.manager import add_plugin_modules
+    from kpiengine.plugins.manager import PluginHost
     from kpiengine.render.diagnostic_formats import formatter
-    from kpiengine.render.diagnostic_formats.report import Report
+    from kpiengine.render.diagnostic_formats.report import ValidationReport
 
     if output_file is not None:
         _check_writable(output_file)
-    if plugins:
-        add_plugin_modules(plugins)
+    host = PluginHost(plugins)
     allowed = allow_plugins or api.plugins_allowed_by_environment()
-    model, diagnostics = api.load_and_check(path or project_path, allow_plugins=allowed)
+    model, diagnostics = api.load_and_check(
+        path or project_path, allow_plugins=allowed, plugins=host
+    )
     if connector_url:  # also: do the tables, columns and types exist in the warehouse?
         from kpiengine.diagnostics import Diagnostic
         from kpiengine.execute.warehouse_check import check_warehouse
 
-        with api.connect(connector_url) as connection:
-            found = check_warehouse(model, connection)
+        with host.connect(connector_url) as connection:
+            found = check_warehouse(model, connection, host)
         diagnostics = sorted([*diagnostics, *found], key=Diagnostic.sort_key)
     level = Severity[(fail_on or model.validate_fail_on or "error").upper()]
     colour = (
@@ -471,7 +470,7 @@ def validate(
         and sys.stdout.isatty()
         and not os.environ.get("NO_COLOR")
     )
-    report = Report.of(model, diagnostics, level, colour)
+    report = ValidationReport.of(model, diagnostics, level, colour)
     output = formatter(fmt)(report)
     if output_file is not None:
         _write_output(output_file, output + "\n" if output else "")
@@ -516,7 +515,7 @@ def list_command(
     default="duckdb",
     show_default=True,
     help="duckdb, sqlite, postgres, bigquery, snowflake, spark, databricks, trino, "
-    "redshift, tsql, mysql.",
+    "redshift, tsql, mysql, or one a plugin adds (kpiengine_dialects).",
 )
 @_query_command
 def compile_command(query: Query, dialect: str) -> None:
@@ -551,9 +550,9 @@ def run_command(query: Query, fmt: str) -> None:
     from kpiengine.render.terminal import result_csv, result_json, result_table
 
     project, names = query.project, query.names()
-    project.plan(names, **query.options)  # definition errors before opening the engine
+    plan = project.plan(names, **query.options)  # definition errors before opening the engine
     with query.connect() as connection, computing(names), dialect_warnings(connection.dialect):
-        result = project.run(names, connection, **query.options)
+        result = project.execute(plan, connection)
     if fmt == "json":
         click.echo(result_json(result))
     elif fmt == "csv":
@@ -563,7 +562,7 @@ def run_command(query: Query, fmt: str) -> None:
 
 
 def _severity_choice() -> click.Choice:
-    return click.Choice(["info", "warning", "critical"])
+    return click.Choice(SEVERITIES)
 
 
 @cli.command(name="check")
@@ -606,7 +605,7 @@ def check_command(
     project, names = query.project, query.names(default="rules")
     options = _key_values(notify_options, "--notify-option")
     targets = [_notifier_target(n) for n in (notify or ("console",))]
-    notifiers = [(find_notifier(name), target) for name, target in targets]
+    notifiers = [(find_notifier(name, project.plugins), target) for name, target in targets]
     for notifier, target in notifiers:  # a bad option or URL: usage error before any query
         check_options = getattr(notifier, "check_options", None)
         if check_options is not None:
@@ -672,19 +671,21 @@ def report_command(query: Query, renderer: str, template: Path | None, output: P
       kpi report --all --from 2025-01-01 --to 2026-01-01 -o report.html
       kpi report win_rate --by region --renderer markdown -o report.md
     """
-    from kpiengine.render.renderers import find_renderer
+    from kpiengine.render.renderers import find_renderer, render_report, suffix_mismatch
     from kpiengine.render.report_data import build_report
 
     _check_writable(output)  # before the work, not after it
     if template is not None:
         _check_template(template)
     project, names = query.project, query.names(default="all")
-    chosen = find_renderer(renderer)
+    chosen = find_renderer(renderer, project.plugins)
+    mismatch = None if _is_stream(output) else suffix_mismatch(chosen, output)
+    if mismatch:
+        say(f"kpi: warning: {mismatch}")
     with query.connect() as connection, computing(names), dialect_warnings(connection.dialect):
         result = project.run(names, connection, **query.options)
     report = build_report(project.model, result, result.alerts, result.statuses)
-    text = chosen.render(report, template)
-    _write_output(output, text)
+    _write_output(output, render_report(chosen, report, template).content)
     say(f"wrote {output} ({len(report.cards)} KPIs, {len(result.alerts)} alerts)")
 
 
@@ -804,12 +805,14 @@ def demo(rows: int, seed: int, out: Path) -> None:
     "url",
     required=True,
     metavar="URL",
-    help="duckdb:///file.duckdb, sqlite:///file.db, files:///dir (?format=csv).",
+    help="duckdb:///file.duckdb, sqlite:///file.db, files:///dir (?format=csv), or a "
+    "scheme a plugin writes (postgresql://...).",
 )
 @_rows_option
 @click.option("--seed", default=42, show_default=True)
 @click.option("--replace", is_flag=True, help="Replace sample tables that already exist.")
-def sample_data(url: str, rows: int, seed: int, replace: bool) -> None:
+@_plugin_option
+def sample_data(url: str, rows: int, seed: int, replace: bool, plugins: tuple[str, ...]) -> None:
     """Write the sample B2B dataset (15 tables) to a database or folder.
 
     \b
@@ -818,16 +821,19 @@ def sample_data(url: str, rows: int, seed: int, replace: bool) -> None:
     """
     import time
 
+    from kpiengine.plugins.manager import PluginHost
     from kpiengine.render.progress import progress
     from kpiengine.sample import TABLES, write_sample
 
     began = time.perf_counter()
+    host = PluginHost(plugins)
     with progress(len(TABLES)) as bar:
         counts = write_sample(
             url,
             rows=rows,
             seed=seed,
             replace=replace,
+            plugins=host,
             progress=lambda table, n: bar.note(f"{table}: {n:,} rows"),
         )
     total = sum(counts.values())
@@ -863,15 +869,86 @@ def plugins_command(project_path: Path | None, plugins: tuple[str, ...]) -> None
       kpi plugins --plugin my_company.kpi_plugin
       kpi plugins --project definitions
     """
-    from kpiengine.plugins.manager import add_plugin_modules, describe_plugins
+    from kpiengine.plugins.manager import PluginHost
 
-    if plugins:
-        add_plugin_modules(plugins)
-    if project_path is not None:  # the project's `plugins:` list too
+    host = PluginHost(plugins)
+    if project_path is not None:  # the project's `plugins:` list and `plugin_config:` too
         from kpiengine import api
 
-        api.load_and_check(project_path)
-    click.echo(describe_plugins())
+        api.load_and_check(project_path, plugins=host)
+    click.echo(host.describe())
+
+
+# -- review commands (SPEC §13.9; the work is in kpiengine.review) -------------------
+
+
+@cli.command(name="test")
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "junit"]),
+    default="text",
+    show_default=True,
+)
+@click.option(
+    "--connector",
+    "connector_url",
+    metavar="URL",
+    help="Load the fixtures into a scratch database of this engine (default: an "
+    "in-memory DuckDB); sqlite:// uses a temporary file, postgresql:// a scratch schema.",
+)
+@_project_option
+@_plugin_option
+def test_command(
+    path: Path | None,
+    fmt: str,
+    connector_url: str | None,
+    project_path: Path | None,
+    plugins: tuple[str, ...],
+) -> None:
+    """Run the YAML tests (files with a top-level `test:`) on their fixture rows.
+
+    \b
+    Example:
+      kpi test definitions
+      kpi test definitions/tests/win_rate.yaml --format junit > kpi-tests.xml
+      kpi test --connector sqlite://
+    """
+    from kpiengine.review.outcome_formats import render
+    from kpiengine.review.project_root import project_for
+    from kpiengine.review.unit_tests import run_tests
+
+    project = _load(project_path if project_path is not None else project_for(path), plugins)
+    session = run_tests(project, path, connector_url)
+    click.echo(render(session, fmt))
+    if not session.ok:
+        raise SystemExit(1)
+
+
+@cli.command(name="init")
+@click.argument("folder", required=False, default=".", type=click.Path(path_type=Path))
+@click.option(
+    "--connector",
+    "connector_url",
+    metavar="URL",
+    help="Write one source per table of this connection (e.g. files:///data, a folder "
+    "of CSV files), with its columns and types.",
+)
+def init_command(folder: Path, connector_url: str | None) -> None:
+    """Start a project: project file, sources, an example KPI and an example test.
+
+    \b
+    Example:
+      kpi init shop --connector files:///data
+      kpi init starter
+    """
+    from kpiengine.review.init_project import init_project
+
+    written = init_project(folder, connector_url)
+    for path in written:
+        click.echo(f"wrote {path}")
+    click.echo(f"next: kpi validate {folder} && kpi test {folder}")
 
 
 # -- entry point -----------------------------------------------------------------------

@@ -48,7 +48,6 @@ def run_demo(
     from kpiengine.render.renderers import render_html
     from kpiengine.render.report_data import build_report
     from kpiengine.render.terminal import summary_table
-    from kpiengine.rules.evaluate import evaluate
     from kpiengine.sample import TABLES, write_sample
     from kpiengine.sample.calendar import MONTHS
 
@@ -76,8 +75,7 @@ def run_demo(
             result = project.run(None, connection, grain="month", start=start, end=end)
         bar.done()
         bar.step("evaluating rules and writing the report")
-        alerts, statuses = evaluate(project.model, result)
-        result.alerts = alerts
+        alerts, statuses = result.alerts, result.statuses  # evaluated by project.run
         report = build_report(project.model, result, alerts, statuses)
         html = render_html(report)
         target = out / "report.html"
@@ -89,8 +87,9 @@ def run_demo(
     )
 
 
-def write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, text: str | bytes) -> None:
     """Write to a temporary file beside the target, then rename: never a partial file.
+    Text is written as UTF-8; bytes (a plugin renderer's PDF) as they are.
 
     The file gets the permissions a plain ``open()`` would give it (``0666`` less the
     umask, usually ``0644``), or keeps those of the file it replaces; ``mkstemp`` alone
@@ -111,7 +110,10 @@ def write_atomically(path: Path, text: str) -> None:
         raise UsageError(f"cannot write {path}: {error.strerror or error}") from None
     try:
         os.fchmod(descriptor, _mode_for(path))
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        binary = isinstance(text, bytes)
+        with os.fdopen(
+            descriptor, "wb" if binary else "w", encoding=None if binary else "utf-8"
+        ) as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())

@@ -64,6 +64,7 @@ CODES: dict[str, str] = {
     "KPI502": "table missing in the warehouse",
     "KPI503": "column missing in the warehouse",
     "KPI504": "column type mismatch with the warehouse",
+    "KPI505": "warehouse type not known",
     # KPI6xx: warnings from `kpi validate` (kpiengine.language.lint); never errors.
     "KPI601": "unused source",
     "KPI602": "KPI without description",

@@ -1,21 +1,102 @@
-"""Shared fixtures: tiny projects written to a temp folder and tiny DuckDB warehouses."""
+"""Shared fixtures: tiny projects written to a temp folder and tiny DuckDB warehouses.
+
+Also the suite's two rules about files: nothing is written into the source tree (what a
+person may want to look at afterwards, such as the browser screenshot, goes to
+``run_output``, printed at the end of the run), and a golden file is only ever written
+when asked for (``--update-goldens`` or ``KPI_UPDATE_GOLDENS=1``).
+"""
 
 from __future__ import annotations
 
-import textwrap
+import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from kpiengine.testing.dataset import (
+    ACCOUNTS,
+    OPPORTUNITIES,
+    SALES_FILES,
+    SALES_TABLES,
+    SPEND,
+    write_files,
+)
 
-def write_files(root: Path, files: Mapping[str, str]) -> Path:
-    for name, text in files.items():
-        path = root / name
+__all__ = [
+    "ACCOUNTS",
+    "ENGINES",
+    "OPPORTUNITIES",
+    "SALES_FILES",
+    "SALES_TABLES",
+    "SPEND",
+    "check_golden",
+    "engine_url",
+    "make_duckdb",
+    "make_sqlite",
+    "write_files",
+]
+
+#: Where ``run_output`` points when set (e.g. a CI artefact folder).
+OUTPUT_ENV = "KPI_TEST_OUTPUT"
+#: Set to 1 to (re)write golden files, as ``--update-goldens`` does.
+UPDATE_GOLDENS_ENV = "KPI_UPDATE_GOLDENS"
+_OUTPUT_KEY = pytest.StashKey[Path]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-goldens",
+        action="store_true",
+        default=False,
+        help="write missing golden files and rewrite differing ones (review the diff); "
+        f"without it (or {UPDATE_GOLDENS_ENV}=1) a missing or differing golden file fails",
+    )
+
+
+@pytest.fixture(scope="session")
+def update_goldens(request: pytest.FixtureRequest) -> bool:
+    """Whether golden files may be written: only on an explicit request, so a missing
+    golden file fails in CI instead of being created and passing."""
+    flag = bool(request.config.getoption("update_goldens"))
+    return flag or os.environ.get(UPDATE_GOLDENS_ENV) == "1"
+
+
+UPDATE_HINT = "rerun with --update-goldens (or KPI_UPDATE_GOLDENS=1) and review the diff"
+
+
+def check_golden(path: Path, text: str, update: bool) -> None:
+    """``text`` must equal the golden file at ``path``. Only with ``update`` is the file
+    written (created or rewritten); otherwise a missing file fails like a differing one,
+    so a golden file never appears, or changes, without someone asking for it."""
+    if update:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
-    return root
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+        return
+    if not path.exists():
+        pytest.fail(f"golden file {path} is missing: {UPDATE_HINT}", pytrace=False)
+    assert text == path.read_text(encoding="utf-8"), f"{path} differs: {UPDATE_HINT}"
+
+
+@pytest.fixture(scope="session")
+def run_output(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder for what a person may want to look at after the run (a screenshot, the
+    engine equivalence counts): ``$KPI_TEST_OUTPUT`` or a folder of this run's pytest
+    temporary directory — never the source tree. Created by whoever writes into it; the
+    path is printed at the end of the run."""
+    configured = os.environ.get(OUTPUT_ENV)
+    folder = Path(configured) if configured else tmp_path_factory.getbasetemp() / "output"
+    request.config.stash[_OUTPUT_KEY] = folder
+    return folder
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    folder = config.stash.get(_OUTPUT_KEY, None)
+    if folder is not None and folder.is_dir() and any(folder.iterdir()):
+        names = ", ".join(sorted(p.name for p in folder.iterdir()))
+        terminalreporter.write_line(f"test output ({names}) in {folder.resolve()}")
 
 
 def make_duckdb(path: Path, tables: Mapping[str, tuple[str, Sequence[Sequence[Any]]]]) -> str:
@@ -76,144 +157,9 @@ def project_dir(tmp_path: Path) -> Callable[[Mapping[str, str]], Path]:
 
 
 # -- the shared tiny sales dataset ------------------------------------------------------
-# Every expected number in test_semantics.py is computed by hand from these rows.
-
-OPPORTUNITIES = (
-    "id VARCHAR, account_id VARCHAR, region VARCHAR, stage VARCHAR, amount DOUBLE, "
-    "created_at TIMESTAMP, closed_at TIMESTAMP",
-    [
-        ("o1", "a1", "emea", "won", 100.0, "2024-01-02 09:00:00", "2024-01-10 10:00:00"),
-        ("o2", "a2", "emea", "lost", 50.0, "2024-01-05 00:00:00", "2024-01-25 12:00:00"),
-        ("o3", "a1", "apac", "won", 200.0, "2024-02-01 00:00:00", "2024-03-05 08:00:00"),
-        ("o4", "a3", "apac", "won", None, "2024-02-10 00:00:00", "2024-03-20 00:00:00"),
-        ("o5", "a4", "emea", "lost", 30.0, "2024-03-01 00:00:00", "2024-03-31 23:00:00"),
-        ("o6", "a2", None, "won", 70.0, "2024-03-15 00:00:00", "2024-04-02 00:00:00"),
-        ("o7", "a1", "emea", "open", 500.0, "2024-04-01 00:00:00", None),
-        ("o8", "a3", "internal", "won", 10.0, "2024-01-01 00:00:00", "2024-01-15 00:00:00"),
-    ],
-)
-ACCOUNTS = (
-    "account_id VARCHAR, segment VARCHAR",
-    [("a1", "smb"), ("a2", "enterprise"), ("a3", "mid_market")],
-)
-SPEND = (
-    "month DATE, amount DOUBLE",
-    [("2024-01-01", 1000.0), ("2024-03-01", 600.0), ("2024-03-15", 300.0), ("2024-05-01", 50.0)],
-)
-
-SALES_FILES = {
-    "kpiengine.yaml": """
-        project: tiny
-        """,
-    "sources/opportunities.yaml": """
-        source: opportunities
-        table: opportunities
-        time: closed_at
-        columns:
-          id: {type: string, key: true}
-          account_id: string
-          region: string
-          stage: {type: string, values: [open, won, lost]}
-          amount: {type: number, unit: currency}
-          created_at: timestamp
-          closed_at: timestamp
-        joins:
-          - source: accounts
-            on: account_id
-        """,
-    "sources/accounts.yaml": """
-        source: accounts
-        table: accounts
-        columns:
-          account_id: {type: string, key: true}
-          segment: string
-        """,
-    "sources/spend.yaml": """
-        source: spend
-        table: spend
-        time: month
-        columns:
-          month: date
-          amount: number
-        """,
-    "kpis/sales.yaml": """
-        kpis:
-          - kpi: won_count
-            source: opportunities
-            expression: count(where stage = 'won')
-          - kpi: closed_count
-            source: opportunities
-            expression: count(where stage in ('won', 'lost'))
-          - kpi: win_rate
-            source: opportunities
-            expression: count(where stage = 'won') / count(where stage in ('won', 'lost'))
-            unit: percent
-            dimensions: [region, accounts.segment]
-          - kpi: revenue
-            source: opportunities
-            expression: sum(amount where stage = 'won')
-            unit: currency
-          - kpi: avg_won
-            source: opportunities
-            expression: avg(amount where stage = 'won')
-          - kpi: deals
-            source: opportunities
-            expression: count()
-          - kpi: amounts_counted
-            source: opportunities
-            expression: count(amount)
-          - kpi: accounts_won
-            source: opportunities
-            expression: count_distinct(account_id where stage = 'won')
-          - kpi: min_amount
-            source: opportunities
-            expression: min(amount)
-          - kpi: max_amount
-            source: opportunities
-            expression: max(amount)
-          - kpi: median_amount
-            source: opportunities
-            expression: median(amount)
-          - kpi: p90_amount
-            source: opportunities
-            expression: percentile(amount, 0.9)
-          - kpi: external_deals
-            source: opportunities
-            expression: count()
-            filter: region != 'internal'
-          - kpi: cycle_days
-            source: opportunities
-            expression: avg(days_between(created_at, closed_at) where stage = 'won')
-            unit: days
-          - kpi: big_deals
-            source: opportunities
-            expression: sum(if(amount > 60, 1, 0))
-          - kpi: not_apac
-            source: opportunities
-            expression: count(where region not in ('apac'))
-          - kpi: by_zero
-            source: opportunities
-            expression: sum(amount) / 0
-          - kpi: mod_zero
-            source: opportunities
-            expression: count() % 0
-          - kpi: created_deals
-            source: opportunities
-            time: created_at
-            expression: count()
-          - kpi: avg_deal
-            expression: revenue / won_count
-          - kpi: spend
-            source: spend
-            expression: sum(amount)
-          - kpi: spend_filled
-            source: spend
-            expression: sum(amount)
-            fill_null: 0
-          - kpi: cost_per_deal
-            expression: spend / deals
-        """,
-}
+# Declared once, in kpiengine.testing.dataset (the benchmarks use it too); re-exported here
+# for the tests that import it from conftest. Every expected number in test_semantics.py
+# is computed by hand from these rows.
 
 
 @pytest.fixture(params=sorted(ENGINES))
@@ -222,11 +168,7 @@ def sales(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Any, Any]:
     import kpiengine
 
     root = write_files(tmp_path / "defs", SALES_FILES)
-    url = engine_url(
-        request.param,
-        tmp_path,
-        {"opportunities": OPPORTUNITIES, "accounts": ACCOUNTS, "spend": SPEND},
-    )
+    url = engine_url(request.param, tmp_path, SALES_TABLES)
     project = kpiengine.load(root)
     connection = kpiengine.connect(url)
     yield project, connection

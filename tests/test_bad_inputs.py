@@ -8,31 +8,12 @@ import json
 import pytest
 
 from kpiengine.cli import main
+from kpiengine.testing.dataset import SALES_SOURCES
 from tests.conftest import write_files
 
+# the shared small sales project's sources (kpiengine.testing.dataset) and one good KPI
 BASE = {
-    "sources/opportunities.yaml": """
-        source: opportunities
-        table: opportunities
-        time: closed_at
-        columns:
-          id: {type: string, key: true}
-          account_id: string
-          region: string
-          stage: string
-          amount: number
-          closed_at: timestamp
-        joins:
-          - source: accounts
-            on: account_id
-        """,
-    "sources/accounts.yaml": """
-        source: accounts
-        table: accounts
-        columns:
-          account_id: string
-          segment: string
-        """,
+    **SALES_SOURCES,
     "kpis/good.yaml": """
         kpi: deals
         source: opportunities

@@ -1,7 +1,9 @@
 """The HTML report in a real headless Chromium: drawn, offline, and script-free.
 
 Skipped only where Chromium or Playwright is absent (`make test` installs both). The
-screenshot is kept in tests/output/report.png for a person to look at.
+screenshot is kept as report.png in the run's test output folder (conftest.py's
+``run_output``: $KPI_TEST_OUTPUT, or pytest's temporary folder; the path is printed at
+the end of the run) for a person to look at.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from kpiengine.cli import main
 from tests.test_report import ACCOUNTS, FILES, OPPORTUNITIES, SPEND, make_duckdb, write_files
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-OUTPUT = Path(__file__).parent / "output"
 ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -56,12 +57,12 @@ def open_report(browser, path: Path, javascript: bool = True):
     return page, events
 
 
-def test_demo_report_in_chromium(browser, tmp_path):
+def test_demo_report_in_chromium(browser, tmp_path, run_output):
     out = tmp_path / "demo"
     assert main(["demo", "--rows", "3000", "--out", str(out)]) == 0
     page, events = open_report(browser, out / "report.html")
-    OUTPUT.mkdir(exist_ok=True)
-    page.screenshot(path=str(OUTPUT / "report.png"), full_page=False)
+    run_output.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(run_output / "report.png"), full_page=False)
     cards = page.locator("section.card").count()
     assert cards > 50
     drawn = page.locator("section.card svg.trend polyline").count()

@@ -1,19 +1,19 @@
 """Golden SQL per dialect: the exact statement for a few KPIs, and that it re-parses.
 
-Regenerate after an intended change with ``KPI_UPDATE_GOLDEN=1 pytest tests/test_compile_golden.py``
+A missing or differing golden file fails. After an intended change, rewrite them with
+``pytest tests/test_compile_golden.py --update-goldens`` (or ``KPI_UPDATE_GOLDENS=1``)
 and review the diff.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 import sqlglot
 
 from kpiengine.compile.dialects import DIALECTS
-from tests.conftest import SALES_FILES, write_files
+from tests.conftest import SALES_FILES, check_golden, write_files
 
 GOLDEN = Path(__file__).parent / "golden"
 CASES = {
@@ -71,14 +71,10 @@ def project(tmp_path_factory):
 
 @pytest.mark.parametrize("dialect", DIALECTS)
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_golden_sql(project, dialect, case):
+def test_golden_sql(project, dialect, case, update_goldens):
     kpis, options = CASES[case]
     sql = project.compile(kpis, dialect=dialect, **options)
-    path = GOLDEN / dialect / f"{case}.sql"
-    if os.environ.get("KPI_UPDATE_GOLDEN") or not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(sql + "\n", encoding="utf-8")
-    assert sql + "\n" == path.read_text(encoding="utf-8")
+    check_golden(GOLDEN / dialect / f"{case}.sql", sql + "\n", update_goldens)
     statements = sqlglot.parse(sql, read=dialect)
     assert len(statements) == 1, "a run is one statement"
 
@@ -124,3 +120,75 @@ def test_user_text_is_quoted_not_pasted(tmp_path):
     sql = project.compile(["evil"], grain="all")
     assert "'x''); DROP TABLE opportunities; --'" in sql
     assert len(sqlglot.parse(sql, read="duckdb")) == 1
+
+
+def _run_golden_tests(folder: Path, *args: str, env: dict[str, str] | None = None):
+    import os
+    import subprocess
+    import sys
+
+    environment = {k: v for k, v in os.environ.items() if k != "KPI_UPDATE_GOLDENS"}
+    environment.update(env or {})
+    pytest_args = ["-q", "-p", "no:cacheprovider", "-k", "duckdb", *args]
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            *pytest_args,
+            "tests/test_compile_golden.py::test_golden_sql",
+        ],
+        cwd=folder,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_a_missing_golden_fails_unless_updating(tmp_path):
+    """On a copy of this file, its conftest and the goldens: a missing golden file and a
+    differing one both fail and are left as they were; --update-goldens or
+    KPI_UPDATE_GOLDENS=1 writes them back, identical to the originals."""
+    import shutil
+
+    here = Path(__file__).parent
+    copy = tmp_path / "tests"
+    copy.mkdir()
+    for name in ("__init__.py", "conftest.py", "test_compile_golden.py"):
+        shutil.copy(here / name, copy / name)
+    shutil.copytree(GOLDEN, copy / "golden")
+    missing = copy / "golden" / "duckdb" / "derived_quarter.sql"
+    differing = copy / "golden" / "duckdb" / "segment_all_where.sql"
+    missing.unlink()
+    differing.write_text("SELECT 'not this'\n", encoding="utf-8")
+
+    done = _run_golden_tests(tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "2 failed, 2 passed" in done.stdout, done.stdout
+    assert "golden file" in done.stdout and "is missing" in done.stdout
+    assert "--update-goldens" in done.stdout
+    assert not missing.exists()
+    assert differing.read_text(encoding="utf-8") == "SELECT 'not this'\n"
+
+    done = _run_golden_tests(tmp_path, "--update-goldens")
+    assert done.returncode == 0, done.stdout + done.stderr
+    for path in (missing, differing):
+        assert path.read_bytes() == (GOLDEN / "duckdb" / path.name).read_bytes()
+
+    missing.unlink()
+    done = _run_golden_tests(tmp_path, env={"KPI_UPDATE_GOLDENS": "1"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert missing.read_bytes() == (GOLDEN / "duckdb" / missing.name).read_bytes()
+    assert _run_golden_tests(tmp_path).returncode == 0
+
+
+def test_the_run_output_is_outside_the_source_tree(run_output):
+    """Screenshots and equivalence counts go to a temporary folder (or $KPI_TEST_OUTPUT),
+    never into tests/output/ of the checkout."""
+    import os
+
+    if os.environ.get("KPI_TEST_OUTPUT"):
+        pytest.skip("KPI_TEST_OUTPUT chooses the folder")
+    assert not run_output.resolve().is_relative_to(Path(__file__).resolve().parent.parent)

@@ -80,7 +80,7 @@ def test_in_memory_duckdb(tmp_path):
         ("duckdb:///does/not/exist.duckdb", EngineError),
         ("sqlite:///does/not/exist.db", EngineError),
         ("files:///does/not/exist", EngineError),
-        ("mysql://localhost/x", UsageError),
+        ("oracle://localhost/x", UsageError),  # no plugin has it (mysql:// now has one)
         ("not a url", UsageError),
     ],
 )

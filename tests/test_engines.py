@@ -5,7 +5,8 @@ tests/engines.py. The whole bundled catalog is run at month and quarter grain ov
 fixed range, without a dimension and by region (for the KPIs that can be grouped by it),
 and every value is compared with DuckDB's: relative 1e-9, nulls equal, the same rows.
 The number of values compared is printed at the end of the session and written to
-tests/output/engine_equivalence.json.
+engine_equivalence.json in the run's test output folder (conftest.py's ``run_output``:
+$KPI_TEST_OUTPUT, or pytest's temporary folder; the path is printed).
 
 The hand-computed cases of test_semantics.py run here too on every engine that
 conftest.py does not already cover (PostgreSQL, Spark).
@@ -31,7 +32,7 @@ SAMPLE_SEED = 20240917
 RANGE = {"start": "2025-01-01", "end": "2026-01-01"}
 REFERENCE = "duckdb"
 RELATIVE = 1e-9
-OUTPUT = ROOT / "tests" / "output" / "engine_equivalence.json"
+OUTPUT_NAME = "engine_equivalence.json"
 
 _compared: dict[str, int] = {}
 _types: dict[str, str] = {}
@@ -89,14 +90,15 @@ class _Cache(dict):  # type: ignore[type-arg]
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _report_counts(request: pytest.FixtureRequest):
+def _report_counts(request: pytest.FixtureRequest, run_output: Path):
     yield
     if not _compared:
         return
     total = sum(_compared.values())
-    OUTPUT.parent.mkdir(parents=True, exist_ok=True)
+    run_output.mkdir(parents=True, exist_ok=True)
+    output = run_output / OUTPUT_NAME
     report = {"total": total, "by_case": _compared, "type_differences": _types}
-    OUTPUT.write_text(json.dumps(report, indent=2) + "\n")
+    output.write_text(json.dumps(report, indent=2) + "\n")
     plugins = request.config.pluginmanager
     reporter = plugins.get_plugin("terminalreporter")
     capture = plugins.get_plugin("capturemanager")
@@ -105,7 +107,7 @@ def _report_counts(request: pytest.FixtureRequest):
         with capture.global_and_fixture_disabled():
             reporter.write_line(
                 f"\nengine equivalence: {total} KPI values compared with {REFERENCE}"
-                f" ({', '.join(engines)}; details in {OUTPUT.relative_to(ROOT)})"
+                f" ({', '.join(engines)}; details in {output})"
             )
 
 

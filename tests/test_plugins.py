@@ -1,5 +1,7 @@
 """Plugins: documented hooks, built-ins through the same hooks, the three ways plugins are
-found, failure isolation, name clashes, ``kpi plugins``, and the example plugin package.
+found, one plugin host per project, hook context and ``plugin_config``, misspelled hooks,
+failure isolation, name clashes, ``kpi plugins`` (versions from the distribution),
+renderers returning bytes, and the example plugin package.
 
 Tiny plugin modules are written to a temporary folder put on ``sys.path``. The example
 package (plugins/example-functions) is tested as installed (``make test`` runs
@@ -32,7 +34,6 @@ import kpiengine
 from kpiengine import hookspecs
 from kpiengine.cli import main
 from kpiengine.errors import DefinitionError, UsageError
-from kpiengine.language import functions
 from kpiengine.plugins import manager as plugins
 from tests.conftest import make_duckdb, make_sqlite, write_files
 
@@ -68,14 +69,6 @@ SOURCE = """
       ordered_at: timestamp
     """
 YEAR = ["--grain", "all", "--from", "2024-01-01", "--to", "2025-01-01"]
-
-
-@pytest.fixture(autouse=True)
-def fresh_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test starts from a new plugin host and function registry (and leaves the
-    process-wide ones as they were, so its plugins do not leak into other tests)."""
-    monkeypatch.setattr(plugins, "_host", None)
-    monkeypatch.setattr(functions, "_default", None)
 
 
 @pytest.fixture
@@ -149,12 +142,14 @@ TOTALS = """
 # -- the hooks are documented contracts ---------------------------------------------------
 
 
-def test_the_four_hooks():
+def test_the_hooks():
     assert HOOKS == [
         "kpiengine_connectors",
+        "kpiengine_dialects",
         "kpiengine_functions",
         "kpiengine_notifiers",
         "kpiengine_renderers",
+        "kpiengine_sample_writers",
     ]
 
 
@@ -181,7 +176,7 @@ def test_builtins_register_through_the_same_hooks(hook):
     implementation = getattr(builtin, hook)
     assert hasattr(implementation, "kpiengine_impl"), f"builtin {hook} is not a @hookimpl"
     # pluggy itself calls it: nothing about built-ins is special-cased
-    assert any(getattr(host.manager.hook, hook)())
+    assert any(getattr(host.manager.hook, hook)(context=host.context("builtin")))
 
 
 def test_builtin_connectors_and_functions_come_from_the_hooks():
@@ -192,6 +187,8 @@ def test_builtin_connectors_and_functions_come_from_the_hooks():
     assert {"count", "sum", "median", "previous", "coalesce"} <= names
     assert {r.name for r in host.collect("kpiengine_renderers")} >= {"html", "markdown"}
     assert {n.name for n in host.collect("kpiengine_notifiers")} >= {"console"}
+    writers = {w.scheme for w in host.collect("kpiengine_sample_writers")}
+    assert writers == {"duckdb", "sqlite", "files"}  # PostgreSQL's comes from its plugin
 
 
 # -- discovery ----------------------------------------------------------------------------
@@ -236,16 +233,16 @@ def test_entry_points_are_discovered(tmp_path, plugin_module, orders_db, monkeyp
     monkeypatch.setattr(metadata, "entry_points", lambda group=None: fake)
     root = project(tmp_path / "defs", TOTALS)
     loaded = kpiengine.load(root)  # `double` is unknown until entry points are read
-    with kpiengine.connect(orders_db) as connection:
+    with loaded.connect(orders_db) as connection:
         assert loaded.run(["doubled"], connection, grain="all").value("doubled") == 1901.0
-    assert plugins.default_host().manager.has_plugin("tmp_double")
+    assert loaded.plugins.manager.has_plugin("tmp_double")
 
 
 def test_entry_points_are_read_only_when_a_name_is_unknown(monkeypatch):
     """Start-up cost: reading distributions' metadata is skipped while built-ins suffice."""
     calls = []
     monkeypatch.setattr(metadata, "entry_points", lambda group=None: calls.append(group) or [])
-    registry = functions.default_registry()
+    registry = plugins.PluginHost().functions()
     assert registry.get("sum") is not None
     assert calls == []
     assert registry.get("no_such_function") is None
@@ -307,7 +304,7 @@ def test_a_plugin_that_fails_to_import_is_reported_and_the_rest_works(
         )
     assert values == {"total": 950.5, "doubled": 1901.0}
     assert "plugin kpi_tmp_broken: failed to load: RuntimeError('boom on import')" in (caplog.text)
-    out = plugins_output(capsys, "--plugin", "kpi_tmp_broken")
+    out = plugins_output(capsys, "--plugin", "kpi_tmp_broken", "--plugin", "kpi_tmp_double_ok")
     assert "problems (the plugins above still work):" in out
     assert "  kpi_tmp_broken: failed to load: RuntimeError('boom on import')" in out
     assert "kpi_tmp_double_ok 1.2.3" in out
@@ -347,7 +344,7 @@ def test_a_hook_that_raises_is_reported_and_the_rest_works(
     assert "kpi_tmp_raising: kpiengine_connectors raised ValueError('no connectors today')" in (
         caplog.text
     )
-    out = plugins_output(capsys)
+    out = plugins_output(capsys, "--plugin", "kpi_tmp_raising")
     assert "kpi_tmp_raising" in out
     assert "  functions: failed (ValueError('no functions today'))" in out
     assert "  kpi_tmp_raising: kpiengine_functions raised ValueError('no functions today')" in out
@@ -355,8 +352,7 @@ def test_a_hook_that_raises_is_reported_and_the_rest_works(
 
 def test_a_failure_is_reported_once_however_often_the_hook_is_called(plugin_module):
     plugin_module("kpi_tmp_raising_once", RAISING_HOOK)
-    plugins.add_plugin_modules(["kpi_tmp_raising_once"])
-    host = plugins.default_host()
+    host = plugins.PluginHost(["kpi_tmp_raising_once"])
     for _ in range(3):
         host.collect("kpiengine_connectors")
     assert [f.reason for f in host.failures] == [
@@ -369,7 +365,7 @@ def test_an_entry_point_that_fails_to_load_is_reported(monkeypatch, capsys):
     monkeypatch.setattr(metadata, "entry_points", lambda group=None: fake)
     out = plugins_output(capsys)
     assert "  ghost: failed to load: ModuleNotFoundError(" in out
-    assert functions.default_registry().get("sum") is not None
+    assert plugins.PluginHost(entry_points=True).functions().get("sum") is not None
 
 
 # -- name clashes -------------------------------------------------------------------------
@@ -414,9 +410,9 @@ def test_a_function_clashing_with_a_builtin_is_reported_not_a_crash(
 def test_between_two_plugins_the_first_registered_wins(plugin_module, caplog):
     plugin_module("kpi_tmp_double_a", DOUBLE)
     plugin_module("kpi_tmp_double_b", DOUBLE.replace("args[0] * 2", "args[0] * 3"))
-    plugins.add_plugin_modules(["kpi_tmp_double_a", "kpi_tmp_double_b"])
+    host = plugins.PluginHost(["kpi_tmp_double_a", "kpi_tmp_double_b"])
     with caplog.at_level(logging.WARNING, logger="kpiengine.plugins.manager"):
-        spec = functions.default_registry().get("double")
+        spec = host.functions().get("double")
     assert spec is not None and spec.plugin == "kpi_tmp_double_a"
     assert "function `double` from kpi_tmp_double_b clashes with the one from kpi_tmp_double_a" in (
         caplog.text
@@ -565,7 +561,8 @@ def test_plugin_functions_get_the_same_checks_as_builtins(example, tmp_path):
 
 def test_kpi_plugins_shows_the_example_package(example, capsys):
     out = plugins_output(capsys)
-    assert f"example_functions {example.__version__}\n  functions: mode, clamp\n" in out
+    version = f"{example.__version__} (kpiengine-example-functions)"
+    assert f"example_functions {version}\n  functions: mode, clamp\n" in out
 
 
 # -- the examples of docs/plugins.md work as printed --------------------------------------
@@ -583,13 +580,15 @@ def test_docs_connector_example_passes_the_conformance_kit(tmp_path, plugin_modu
     from tests.test_testing_kit import KNOWN_FAILURES
 
     plugin_module("kpi_docs_jsonl", docs_example("connector"))
-    plugins.add_plugin_modules(["kpi_docs_jsonl"])
+    host = plugins.PluginHost(["kpi_docs_jsonl"])
     folder = tmp_path / "exports"
     folder.mkdir()
     for name, table in DATASET.tables.items():
         lines = (json.dumps(row, default=str) for row in table.to_dicts())
         (folder / f"{name}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    problems = run_conformance(f"jsonl:///{folder}", tmp_path, skip=list(KNOWN_FAILURES))
+    problems = run_conformance(
+        f"jsonl:///{folder}", tmp_path, open=host.connect, skip=list(KNOWN_FAILURES)
+    )
     assert problems == []
 
 
@@ -646,3 +645,242 @@ def test_project_plugins_may_live_in_the_project_folder(tmp_path, capsys):
     )
     assert main(["plugins", "--project", str(root)]) == 0
     assert "local_kpi_plugin" in capsys.readouterr().out
+
+
+# -- one plugin host per project ------------------------------------------------------------
+
+TRIPLE_AS_DOUBLE = DOUBLE.replace("args[0] * 2", "args[0] * 3")
+
+
+def test_two_projects_in_one_process_do_not_see_each_others_plugins(
+    tmp_path, plugin_module, orders_db
+):
+    plugin_module("kpi_tmp_double_one", DOUBLE)
+    plugin_module("kpi_tmp_double_three", TRIPLE_AS_DOUBLE)
+    one = kpiengine.load(project(tmp_path / "one", TOTALS, "plugins: [kpi_tmp_double_one]\n"))
+    three = kpiengine.load(project(tmp_path / "three", TOTALS, "plugins: [kpi_tmp_double_three]\n"))
+    with one.connect(orders_db) as connection:
+        assert one.run(["doubled"], connection, grain="all").value("doubled") == 1901.0
+        assert three.run(["doubled"], connection, grain="all").value("doubled") == 2851.5
+    assert one.plugins is not three.plugins
+    assert not one.plugins.manager.has_plugin("kpi_tmp_double_three")
+    # a third project, without plugins, sees neither, nor does the plain Python API
+    with pytest.raises(DefinitionError, match="KPI303 unknown function `double`"):
+        kpiengine.load(project(tmp_path / "none", TOTALS))
+    assert not plugins.default_host().manager.has_plugin("kpi_tmp_double_one")
+
+
+def test_a_plugin_option_does_not_leak_into_the_next_command(
+    tmp_path, plugin_module, orders_db, capsys
+):
+    plugin_module("kpi_tmp_double_once", DOUBLE)
+    root = project(tmp_path / "defs", TOTALS)
+    args = [*YEAR, "--project", str(root), "--connector", orders_db]
+    assert run_json(capsys, "doubled", *args, "--plugin", "kpi_tmp_double_once") == {
+        "doubled": 1901.0
+    }
+    assert main(["run", "doubled", *args]) == 1
+    assert "KPI303 unknown function `double`" in capsys.readouterr().err
+
+
+# -- hooks receive a context: the project and its plugin_config ------------------------------
+
+CONFIGURED = """
+    from kpiengine.language.functions import FunctionSpec
+    from kpiengine.hookspecs import hookimpl
+
+    @hookimpl
+    def kpiengine_functions(context):
+        factor = context.config.get("factor", 2)
+        assert context.plugin == "kpi_tmp_configured"
+        assert context.project is None or context.project.name == "plugin-test"
+        return [FunctionSpec("scaled", "row", ("number",), "number", "x * factor",
+                             sql=lambda args, dialect: args[0] * factor)]
+    """
+SCALED = """
+    kpis:
+      - kpi: scaled_total
+        source: orders
+        expression: sum(scaled(price))
+    """
+
+
+def test_hooks_receive_the_project_and_their_plugin_config(tmp_path, plugin_module, orders_db):
+    plugin_module("kpi_tmp_configured", CONFIGURED)
+    settings = """
+        plugins: [kpi_tmp_configured]
+        plugin_config:
+          kpi_tmp_configured: {factor: 10}
+        """
+    loaded = kpiengine.load(project(tmp_path / "defs", SCALED, settings))
+    with loaded.connect(orders_db) as connection:
+        result = loaded.run(["scaled_total"], connection, grain="all")
+    assert result.value("scaled_total") == 9505.0
+    assert loaded.model.plugin_config == {"kpi_tmp_configured": {"factor": 10}}
+    assert loaded.plugins.context("kpi_tmp_configured").config == {"factor": 10}
+    assert loaded.plugins.context("other").config == {}
+
+
+def test_plugin_config_for_a_plugin_that_is_not_loaded_is_reported(tmp_path, capsys):
+    root = project(tmp_path / "defs", "", "plugin_config:\n  kpi_tmp_nowhere: {a: 1}\n")
+    out = plugins_output(capsys, "--project", str(root))
+    assert "  kpi_tmp_nowhere: named in `plugin_config:` but not loaded" in out
+
+
+def test_plugin_config_must_be_a_mapping_per_plugin(tmp_path):
+    root = project(tmp_path / "defs", TOTALS, "plugin_config:\n  kpi_tmp_x: [1, 2]\n")
+    with pytest.raises(DefinitionError, match="plugin_config"):
+        kpiengine.load(root)
+
+
+# -- a misspelled hook is an error, by name -------------------------------------------------
+
+MISSPELLED = """
+    from kpiengine.hookspecs import hookimpl
+    from kpiengine.language.functions import FunctionSpec
+
+    @hookimpl
+    def kpiengine_renderer():
+        return []
+
+    @hookimpl
+    def kpiengine_functions():
+        return [FunctionSpec("typo_fn", "row", ("number",), "number", "x",
+                             sql=lambda args, dialect: args[0])]
+    """
+UNKNOWN_ARGUMENT = """
+    from kpiengine.hookspecs import hookimpl
+
+    @hookimpl
+    def kpiengine_functions(project):
+        return []
+    """
+
+
+def test_a_misspelled_hook_is_reported_by_name_and_the_plugin_not_loaded(
+    tmp_path, plugin_module, orders_db, capsys
+):
+    plugin_module("kpi_tmp_typo", MISSPELLED)
+    out = plugins_output(capsys, "--plugin", "kpi_tmp_typo")
+    assert "typo_fn" not in out  # half a plugin would fail later, far from the typo
+    assert (
+        "  kpi_tmp_typo: failed to load: `kpiengine_renderer` is not a kpiengine hook "
+        "(did you mean `kpiengine_renderers`?)" in out
+    )
+    root = project(tmp_path / "defs", TOTALS.replace("sum(double(price))", "sum(price)"))
+    args = ["total", *YEAR, "--project", str(root), "--connector", orders_db]
+    assert main(["run", *args, "--plugin", "kpi_tmp_typo"]) == 0
+    err = capsys.readouterr().err
+    assert "kpi: warning: plugin kpi_tmp_typo: failed to load: `kpiengine_renderer`" in err
+
+
+def test_a_hook_asking_for_an_unknown_argument_is_reported(plugin_module):
+    plugin_module("kpi_tmp_bad_argument", UNKNOWN_ARGUMENT)
+    host = plugins.PluginHost(["kpi_tmp_bad_argument"])
+    assert not host.manager.has_plugin("kpi_tmp_bad_argument")
+    [failure] = host.failures
+    assert failure.name == "kpi_tmp_bad_argument"
+    assert "failed to load:" in failure.reason and "project" in failure.reason
+    assert "\n" not in failure.reason
+
+
+def test_each_hook_is_called_once_per_host(plugin_module):
+    plugin_module(
+        "kpi_tmp_counted",
+        """
+        from kpiengine.hookspecs import hookimpl
+
+        CALLS = []
+
+        @hookimpl
+        def kpiengine_connectors():
+            CALLS.append(1)
+            return []
+        """,
+    )
+    host = plugins.PluginHost(["kpi_tmp_counted"])
+    for url in ("duckdb:///a.duckdb", "sqlite:///b.db", "files:///c"):
+        host.find_connector(url)
+    assert sys.modules["kpi_tmp_counted"].CALLS == [1]
+    plugins.PluginHost(["kpi_tmp_counted"]).collect("kpiengine_connectors")
+    assert sys.modules["kpi_tmp_counted"].CALLS == [1, 1]
+
+
+# -- renderers: bytes, content type, suffix -------------------------------------------------
+
+BYTES_RENDERER = """
+    from dataclasses import dataclass
+
+    from kpiengine.hookspecs import hookimpl
+
+    @dataclass(frozen=True)
+    class Binary:
+        name: str = "binary"
+        suffix: str = ".bin"
+        content_type: str = "application/x-kpi-test"
+
+        def render(self, report, template=None):
+            return b"\\x00\\xffKPI " + report.project.encode() + b"\\n"
+
+    @hookimpl
+    def kpiengine_renderers():
+        return [Binary()]
+    """
+
+
+def test_a_renderer_may_return_bytes(tmp_path, plugin_module, orders_db, capsys):
+    from kpiengine.render.renderers import find_renderer, render_report
+
+    plugin_module("kpi_tmp_binary", BYTES_RENDERER)
+    root = project(tmp_path / "defs", REPORTED)
+    output = tmp_path / "report.bin"
+    args = ["--project", str(root), "--connector", orders_db, "--plugin", "kpi_tmp_binary"]
+    code = main(["report", "total", *YEAR, "--renderer", "binary", "-o", str(output), *args])
+    assert code == 0, capsys.readouterr().err
+    assert output.read_bytes() == b"\x00\xffKPI plugin-test\n"
+    assert "does not end in" not in capsys.readouterr().err
+
+    renderer = find_renderer("binary", plugins.PluginHost(["kpi_tmp_binary"]))
+    loaded = kpiengine.load(root)
+    with loaded.connect(orders_db) as connection:
+        result = loaded.run(["total"], connection, grain="all")
+    from kpiengine.render.report_data import build_report
+
+    report = build_report(loaded.model, result, result.alerts, result.statuses)
+    rendered = render_report(renderer, report)
+    assert rendered.content_type == "application/x-kpi-test"
+    assert rendered.content.startswith(b"\x00\xff")
+    html = render_report(find_renderer("html"), report)
+    assert isinstance(html.content, str)
+    assert html.content_type == "text/html; charset=utf-8"
+
+
+def test_an_output_suffix_other_than_the_renderers_is_a_warning(tmp_path, orders_db, capsys):
+    root = project(tmp_path / "defs", REPORTED)
+    output = tmp_path / "report.txt"
+    args = ["--project", str(root), "--connector", orders_db]
+    code = main(["report", "total", *YEAR, "--renderer", "markdown", "-o", str(output), *args])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert f"kpi: warning: {output} does not end in .md" in err
+    assert output.read_text(encoding="utf-8").startswith("#")
+
+
+# -- versions come from the distribution, not the module name -------------------------------
+
+
+def test_the_version_is_the_distributions_not_the_modules(example, capsys, monkeypatch):
+    monkeypatch.setattr(example, "__version__", "9.9.9")  # the module says otherwise
+    out = plugins_output(capsys)
+    dist = metadata.version("kpiengine-example-functions")
+    assert f"example_functions {dist} (kpiengine-example-functions)\n" in out
+
+
+def test_a_plugin_module_in_a_differently_named_distribution(plugin_module, capsys, monkeypatch):
+    pytest.importorskip("kpiengine_example_functions")
+    plugin_module("kpi_tmp_double_dist", DOUBLE)  # __version__ 1.2.3
+    mapping = {"kpi_tmp_double_dist": ["kpiengine-example-functions"]}
+    monkeypatch.setattr(metadata, "packages_distributions", lambda: mapping)
+    out = plugins_output(capsys, "--plugin", "kpi_tmp_double_dist")
+    dist = metadata.version("kpiengine-example-functions")
+    assert f"kpi_tmp_double_dist {dist} (kpiengine-example-functions)\n" in out

@@ -251,3 +251,35 @@ def test_engine_errors_are_engine_errors(tmp_path):
     url = load_sqlite(DATASET, tmp_path / "kit.db")
     with kpiengine.connect(url) as connection, pytest.raises(EngineError):
         connection.execute("SELECT nope FROM deals")
+
+
+def test_the_kit_imports_and_runs_without_pytest(tmp_path):
+    """``import kpiengine.testing`` and ``run_conformance`` need no pytest; only the pytest
+    class does, and asking for it then says so (an ImportError, not a crash at import)."""
+    import subprocess
+    import sys
+
+    url = load_sqlite(DATASET, tmp_path / "kit.db")
+    script = f"""
+import sys
+sys.modules["pytest"] = None  # any `import pytest` now raises ImportError
+import kpiengine.testing as kit
+from kpiengine.testing import CASES, DATASET, run_conformance
+assert run_conformance({url!r}, __import__("pathlib").Path({str(tmp_path)!r})) == []
+try:
+    kit.ConnectorConformance
+except ImportError:
+    print("no pytest, no class")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "no pytest, no class"
+
+
+def test_the_package_keeps_the_public_names():
+    import kpiengine.testing as kit
+
+    for name in kit.__all__:
+        assert getattr(kit, name) is not None, name

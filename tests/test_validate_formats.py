@@ -3,14 +3,14 @@ compared with a snapshot; SARIF validated against the official SARIF 2.1.0 schem
 annotations checked against the workflow-command syntax; JUnit parsed as XML; and the
 CLI's exit codes, `--fail-on`, the project's `validate:` settings and `--output`.
 
-Regenerate the snapshots after an intended change with
-``KPI_UPDATE_SNAPSHOTS=1 pytest tests/test_validate_formats.py``.
+A missing or differing snapshot fails. Rewrite them after an intended change with
+``pytest tests/test_validate_formats.py --update-goldens`` (or ``KPI_UPDATE_GOLDENS=1``)
+and review the diff.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import xml.etree.ElementTree as ET
@@ -24,8 +24,9 @@ import pytest
 from kpiengine.cli import main, validate
 from kpiengine.diagnostics import CODES, Diagnostic, Severity
 from kpiengine.render.diagnostic_formats import FORMATS, formatter
-from kpiengine.render.diagnostic_formats.report import Report
+from kpiengine.render.diagnostic_formats.report import ValidationReport
 from kpiengine.source import SourceTexts, Span
+from tests.conftest import check_golden
 
 CORPUS = Path(__file__).parent / "corpus"
 SNAPSHOTS = CORPUS / "snapshots"
@@ -36,7 +37,7 @@ SOURCE = "defs/sources/opportunities.yaml"
 CLEAN = "defs/kpis/clean.yaml"
 
 
-def sample_report(fail_on: Severity = Severity.ERROR, colour: bool = False) -> Report:
+def sample_report(fail_on: Severity = Severity.ERROR, colour: bool = False) -> ValidationReport:
     """The same diagnostics for every format: each severity, a multi-line span, a hint,
     characters that each format must escape, and a problem that has no place in a file."""
     texts = SourceTexts()
@@ -82,7 +83,7 @@ def sample_report(fail_on: Severity = Severity.ERROR, colour: bool = False) -> R
         ),
         Diagnostic("KPI604", "KPI `x` has no unit", Span(SOURCE, 3, 3, 3, 9), None, Severity.INFO),
     ]
-    return Report(diagnostics, texts, [CLEAN, SALES, SOURCE], fail_on, colour, 2, 1)
+    return ValidationReport(diagnostics, texts, [CLEAN, SALES, SOURCE], fail_on, colour, 2, 1)
 
 
 def _normalise(name: str, output: str) -> str:
@@ -92,13 +93,9 @@ def _normalise(name: str, output: str) -> str:
 
 
 @pytest.mark.parametrize("name", FORMATS)
-def test_snapshot(name: str):
+def test_snapshot(name: str, update_goldens: bool):
     output = _normalise(name, formatter(name)(sample_report()))
-    path = SNAPSHOTS / f"validate.{name}.{EXTENSIONS[name]}"
-    if os.environ.get("KPI_UPDATE_SNAPSHOTS") or not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(output, encoding="utf-8")
-    assert output == path.read_text(encoding="utf-8")
+    check_golden(SNAPSHOTS / f"validate.{name}.{EXTENSIONS[name]}", output, update_goldens)
 
 
 def test_cli_format_choices_are_the_registry():
@@ -123,9 +120,9 @@ def test_text_has_colour_only_when_asked():
 
 def test_text_summary_counts_by_severity():
     assert formatter("text")(sample_report()).endswith("4 errors, 1 warning, 1 note in 2 files")
-    clean = Report([], SourceTexts(), [CLEAN], kpis=1, sources=1)
+    clean = ValidationReport([], SourceTexts(), [CLEAN], kpis=1, sources=1)
     assert formatter("text")(clean) == "ok: 1 KPIs, 1 sources, no errors"
-    warned = Report(sample_report().diagnostics[4:5], kpis=1, sources=1)
+    warned = ValidationReport(sample_report().diagnostics[4:5], kpis=1, sources=1)
     assert formatter("text")(warned).endswith("ok: 1 KPIs, 1 sources, no errors (1 warning)")
 
 

@@ -18,7 +18,8 @@ literals, so it is quoted and escaped by sqlglot, never pasted.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
@@ -33,6 +34,7 @@ from kpiengine.language.ast import (
     Name,
     Node,
     Unary,
+    dispatch_table,
     walk,
 )
 from kpiengine.language.functions import AGGREGATE, TIME, FunctionRegistry
@@ -40,6 +42,9 @@ from kpiengine.language.names import resolve_column
 from kpiengine.plan.periods import spine
 from kpiengine.plan.planner import KpiColumn, Measure, Plan, Scan
 from kpiengine.plan.time_functions import periods_argument
+
+if TYPE_CHECKING:
+    from kpiengine.plugins.manager import PluginHost
 
 SOURCE_ALIAS = "t"
 
@@ -76,34 +81,31 @@ class ExpressionCompiler:
         self.time_call = time_call
 
     def compile(self, node: Node) -> exp.Expression:
-        if isinstance(node, Literal):
-            return self._literal(node)
-        if isinstance(node, Name):
-            return self.name(node)
-        if isinstance(node, Unary):
-            operand = self.compile(node.operand)
-            return (
-                exp.Neg(this=_paren(operand)) if node.op == "-" else exp.Not(this=_paren(operand))
-            )
-        if isinstance(node, Binary):
-            return self._binary(node)
-        if isinstance(node, InList):
-            result: exp.Expression = exp.In(
-                this=self.compile(node.operand), expressions=[self.compile(i) for i in node.items]
-            )
-            return exp.Not(this=exp.Paren(this=result)) if node.negated else result
-        if isinstance(node, Between):
-            return exp.Between(
-                this=self.compile(node.operand),
-                low=self.compile(node.low),
-                high=self.compile(node.high),
-            )
-        if isinstance(node, IsNull):
-            result = exp.Is(this=self.compile(node.operand), expression=exp.Null())
-            return exp.Not(this=result) if node.negated else result
-        if isinstance(node, Call):
-            return self._call(node)
-        raise TypeError(f"cannot compile {type(node).__name__}")
+        return _COMPILE[type(node)](self, node)
+
+    def _name(self, node: Name) -> exp.Expression:
+        return self.name(node)
+
+    def _unary(self, node: Unary) -> exp.Expression:
+        operand = _paren(self.compile(node.operand))
+        return exp.Neg(this=operand) if node.op == "-" else exp.Not(this=operand)
+
+    def _in_list(self, node: InList) -> exp.Expression:
+        result: exp.Expression = exp.In(
+            this=self.compile(node.operand), expressions=[self.compile(i) for i in node.items]
+        )
+        return exp.Not(this=exp.Paren(this=result)) if node.negated else result
+
+    def _between(self, node: Between) -> exp.Expression:
+        return exp.Between(
+            this=self.compile(node.operand),
+            low=self.compile(node.low),
+            high=self.compile(node.high),
+        )
+
+    def _is_null(self, node: IsNull) -> exp.Expression:
+        result = exp.Is(this=self.compile(node.operand), expression=exp.Null())
+        return exp.Not(this=result) if node.negated else result
 
     def _literal(self, node: Literal) -> exp.Expression:
         if node.kind == "number":
@@ -136,6 +138,22 @@ class ExpressionCompiler:
         return spec.sql([self.compile(a) for a in node.args], self.rules.name)
 
 
+#: Node class → the compiler's method translating it (see ``dispatch_table``).
+_COMPILE: Mapping[type[Node], Callable[[ExpressionCompiler, Any], exp.Expression]] = dispatch_table(
+    "compile",
+    {
+        Literal: ExpressionCompiler._literal,
+        Name: ExpressionCompiler._name,
+        Unary: ExpressionCompiler._unary,
+        Binary: ExpressionCompiler._binary,
+        InList: ExpressionCompiler._in_list,
+        Between: ExpressionCompiler._between,
+        IsNull: ExpressionCompiler._is_null,
+        Call: ExpressionCompiler._call,
+    },
+)
+
+
 def divide(rules: DialectRules, left: exp.Expression, right: exp.Expression) -> exp.Expression:
     """True division that gives null, never an error, when the divisor is 0."""
     return exp.Div(this=rules.to_double(left), expression=_nonzero(right))
@@ -157,13 +175,23 @@ def _paren(value: exp.Expression) -> exp.Expression:
 # -- the statement ----------------------------------------------------------------------
 
 
-def compile_plan(plan: Plan, dialect: str = "duckdb", pretty: bool = True) -> str:
-    """The plan's one SQL statement in ``dialect``."""
-    return build_query(plan, dialect).sql(dialect=dialect, pretty=pretty, copy=False)
+def compile_plan(
+    plan: Plan,
+    dialect: str | DialectRules = "duckdb",
+    pretty: bool = True,
+    host: PluginHost | None = None,
+) -> str:
+    """The plan's one SQL statement in ``dialect``: a registered dialect's name (looked
+    up in ``host``, by default the process's), printed in its sqlglot dialect; or a
+    rules object (tests compare with plain ``DialectRules("spark")``)."""
+    rules = rules_for(dialect, host) if isinstance(dialect, str) else dialect
+    return build_query(plan, rules).sql(dialect=rules.sqlglot, pretty=pretty, copy=False)
 
 
-def build_query(plan: Plan, dialect: str = "duckdb") -> exp.Select:
-    rules = rules_for(dialect)
+def build_query(
+    plan: Plan, dialect: str | DialectRules = "duckdb", host: PluginHost | None = None
+) -> exp.Select:
+    rules = rules_for(dialect, host) if isinstance(dialect, str) else dialect
     return rules.finish(_QueryBuilder(plan, rules).build())
 
 

@@ -1,8 +1,10 @@
 """Connector contract and URL dispatch.
 
-A connector is what ``kpiengine_connectors`` returns: a URL scheme, the sqlglot dialect
-its SQL is written in, and ``open(url)``. The opened connection only reads: connectors
-open the warehouse read-only wherever the engine allows it (SPEC §5).
+A connector is what ``kpiengine_connectors`` returns: a URL scheme, the registered
+dialect its SQL is written in (``kpiengine_dialects``), and ``open(url)``. The opened
+connection only reads: connectors open the warehouse read-only wherever the engine allows
+it (SPEC §5). The contracts themselves (:class:`~kpiengine.contracts.Connector`,
+:class:`~kpiengine.contracts.Connection`) live in :mod:`kpiengine.contracts`.
 """
 
 from __future__ import annotations
@@ -10,25 +12,21 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
 
+from kpiengine.contracts import Connection, Connector
 from kpiengine.errors import UsageError
 
-
-class Connection(Protocol):
-    dialect: str
-
-    def execute(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-        """Run one statement; return column names and rows. Raise EngineError on failure."""
-
-    def columns(self, table: str) -> dict[str, str] | None:
-        """Column name → engine type name of a table, or None when it does not exist."""
-
-    def close(self) -> None: ...
-
-    def __enter__(self) -> Connection: ...
-
-    def __exit__(self, *exc: object) -> None: ...
+__all__ = [
+    "ClosingConnection",
+    "Connection",
+    "Connector",
+    "ConnectorSpec",
+    "connect",
+    "find_connector",
+    "path_of",
+    "redact_url",
+    "scheme_of",
+]
 
 
 class ClosingConnection:
@@ -46,6 +44,9 @@ class ClosingConnection:
 
 @dataclass(frozen=True)
 class ConnectorSpec:
+    """A :class:`~kpiengine.contracts.Connector`: ``dialect`` is a registered dialect's
+    name (a built-in one, or one a plugin adds through ``kpiengine_dialects``)."""
+
     scheme: str
     dialect: str
     open: Callable[[str], Connection]
@@ -63,14 +64,12 @@ def scheme_of(url: str) -> str:
     return scheme.lower()
 
 
-def find_connector(url: str, specs: Sequence[ConnectorSpec] | None = None) -> ConnectorSpec:
+def find_connector(url: str, specs: Sequence[Connector] | None = None) -> Connector:
     scheme = scheme_of(url)
-    if specs is None:
-        from kpiengine.plugins.manager import default_host, plugin_connectors
+    if specs is None:  # the process's plugins; a project's host passes its own specs
+        from kpiengine.plugins.manager import default_host
 
-        specs = plugin_connectors()
-        if all(s.scheme != scheme for s in specs) and default_host().load_entry_points():
-            specs = plugin_connectors()
+        return default_host().find_connector(url)
     for spec in specs:
         if spec.scheme == scheme:
             return spec
@@ -82,7 +81,8 @@ def find_connector(url: str, specs: Sequence[ConnectorSpec] | None = None) -> Co
 
 
 def connect(url: str) -> Connection:
-    """Open a connection for ``url`` through the connector plugin that owns its scheme."""
+    """Open a connection for ``url`` through the connector plugin that owns its scheme,
+    among the process's plugins (a project's: ``KpiProject.connect``)."""
     return find_connector(url).open(url)
 
 

@@ -1,9 +1,15 @@
-"""Results of a run: one row per period × dimension values × KPI (SPEC §5-§6)."""
+"""Results of a run: one row per period × dimension values × KPI (SPEC §5-§6), with the
+alerts and row statuses that evaluating rules adds.
+
+:class:`Alert` lives here, before the rules stage that makes alerts, so that a
+:class:`Result` can name the type of what it holds. A Result is frozen: the rules stage
+gives a new one (:meth:`Result.evaluated`) rather than filling in the executor's.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 
@@ -24,16 +30,46 @@ class ResultRow:
         return row
 
 
-@dataclass
+@dataclass(frozen=True)
+class Alert:
+    """A rule that fired. ``kpi`` is None for a standalone rule file (it names several)."""
+
+    kpi: str | None
+    rule: str
+    period: dt.date | None
+    dimensions: tuple[tuple[str, Any], ...]
+    value: Any
+    target: float | None
+    severity: str
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kpi": self.kpi,
+            "rule": self.rule,
+            "period": self.period.isoformat() if self.period else None,
+            "dimensions": dict(self.dimensions),
+            "value": self.value,
+            "target": self.target,
+            "severity": self.severity,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True)
 class Result:
     grain: str
     start: dt.date | None
     end: dt.date | None
     by: tuple[str, ...]
     rows: list[ResultRow]
-    alerts: list[Any] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
     sql: str = ""
     statuses: dict[ResultRow, str] = field(default_factory=dict)  # ok/info/warning/critical
+
+    def evaluated(self, alerts: list[Alert], statuses: dict[ResultRow, str]) -> Result:
+        """This result with the alerts and statuses of its rules."""
+        return replace(self, alerts=alerts, statuses=statuses)
 
     def to_dicts(self) -> list[dict[str, Any]]:
         return [row.to_dict() for row in self.rows]
@@ -45,7 +81,7 @@ class Result:
             "from": self.start.isoformat() if self.start else None,
             "to": self.end.isoformat() if self.end else None,
             "rows": self.to_dicts(),
-            "alerts": [a.to_dict() if hasattr(a, "to_dict") else a for a in self.alerts],
+            "alerts": [a.to_dict() for a in self.alerts],
         }
 
     def value(self, kpi: str, period: str | dt.date | None = None, **dimensions: Any) -> Any:

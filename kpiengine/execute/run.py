@@ -13,23 +13,29 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kpiengine.compile.dialects import column_ref, table_ref
+from kpiengine.compile.dialects import DialectRules, column_ref, rules_for, table_ref
 from kpiengine.compile.statement import compile_plan
 from kpiengine.execute.connectors import Connection
 from kpiengine.execute.result import Result, ResultRow
-from kpiengine.loader.model import Project
 from kpiengine.plan.periods import DateOutOfRange, add_periods, period_start
-from kpiengine.plan.planner import Plan, RunRequest, build_plan, data_range_needed
+from kpiengine.plan.planner import Plan, RunRequest, data_range_needed, with_range
+
+if TYPE_CHECKING:
+    from kpiengine.plugins.manager import PluginHost
 
 
-def run(project: Project, request: RunRequest, connection: Connection) -> Result:
-    plan = build_plan(project, request)
+def run(plan: Plan, connection: Connection, host: PluginHost | None = None) -> Result:
+    """Compute ``plan`` on ``connection``: the plan is built once, by the caller; when it
+    lacks a range, the data's range completes it (:func:`~kpiengine.plan.planner.with_range`)
+    rather than a second plan being built. The connection's dialect is looked up in
+    ``host`` (the project's plugins; by default the process's)."""
+    rules = rules_for(connection.dialect, host)
     if data_range_needed(plan):
         with running(connection):
-            plan = build_plan(project, _with_data_range(plan, connection))
-    sql = compile_plan(plan, connection.dialect)
+            plan = with_range(plan, _with_data_range(plan, connection, rules))
+    sql = compile_plan(plan, rules)
     with running(connection):
         columns, rows = connection.execute(sql)
     return _assemble(plan, columns, rows, sql)
@@ -68,7 +74,7 @@ def interrupt_running() -> None:
             continue
 
 
-def _with_data_range(plan: Plan, connection: Connection) -> RunRequest:
+def _with_data_range(plan: Plan, connection: Connection, rules: DialectRules) -> RunRequest:
     """Fill a missing start or end from the earliest and latest times in the data, and
     the first period with data for KPIs that read all history (``cumulative_sum``)."""
     request = plan.request
@@ -83,7 +89,8 @@ def _with_data_range(plan: Plan, connection: Connection) -> RunRequest:
             column = column_ref(scan.time, "t")
             selects.append(exp.select(exp.Min(this=column)).from_(table.copy()).subquery())
             selects.append(exp.select(exp.Max(this=column)).from_(table.copy()).subquery())
-        _, rows = connection.execute(exp.select(*selects).sql(dialect=connection.dialect))
+        sql = exp.select(*selects).sql(dialect=rules.sqlglot)
+        _, rows = connection.execute(sql)
         values = [_to_date(v) for v in rows[0]]
         starts = [v for v in values[0::2] if v is not None]
         ends = [v for v in values[1::2] if v is not None]
@@ -151,12 +158,20 @@ def _number(value: Any) -> int | float | None:
     if isinstance(value, Decimal):
         return (
             int(value)
-            if value == value.to_integral_value() and value.as_tuple().exponent >= 0
+            if value == value.to_integral_value() and _exponent(value) >= 0
             else float(value)
         )
     if isinstance(value, bool):
         return int(value)
     return float(value)
+
+
+def _exponent(value: Decimal) -> int:
+    """A decimal's exponent; an infinity's is a letter, which no number compares with."""
+    exponent = value.as_tuple().exponent
+    if not isinstance(exponent, int):
+        raise TypeError(f"'>=' not supported between instances of 'str' and 'int' ({value})")
+    return exponent
 
 
 def _to_date(value: Any) -> dt.date | None:

@@ -9,20 +9,30 @@ uses, and every source joined to one, it asks the connection for the table's col
 * ``KPI504`` — the engine's type cannot hold the declared type, e.g. ``number`` over a
   ``VARCHAR`` column, or ``timestamp`` over an ``INTEGER`` one (at the column's line).
 
+* ``KPI505`` — a warning: the engine's type name is not one kpiengine knows, so the
+  column's type could not be checked (at the column's line).
+
 Engine type names (DuckDB, SQLite, PostgreSQL, Spark and the other usual spellings) are
-mapped to a small set of categories by :func:`engine_type`; a type we do not recognise
-is never reported, so an exotic engine type gives no false alarm.
+mapped to a small set of categories by :func:`engine_type`; a dialect registered by a
+plugin adds its engine's names (``DialectSpec.type_names``, ``DialectSpec.unwrap``). A
+type still not recognised is never an error, so an exotic engine type gives no false
+alarm, but it is a KPI505 warning: before, it silently switched the KPI504 check off.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
-from kpiengine.diagnostics import Diagnostic, did_you_mean
+from kpiengine.contracts import Connection
+from kpiengine.diagnostics import Diagnostic, Severity, did_you_mean
 from kpiengine.loader.model import Column, Project, Source
 from kpiengine.source import Span
+
+if TYPE_CHECKING:
+    from kpiengine.compile.dialects import DialectSpec
+    from kpiengine.plugins.manager import PluginHost
 
 #: Engine type name (lower case, without length/precision) → category.
 _TYPE_NAMES: dict[str, str] = {}
@@ -89,16 +99,45 @@ _WORDS = {
 }
 
 
-def engine_type(type_name: str, dialect: str = "") -> str:
+def engine_type(type_name: str, dialect: str = "", spec: DialectSpec | None = None) -> str:
     """The category of an engine's type name: ``string``, ``integer``, ``number``,
     ``boolean``, ``date``, ``timestamp``, ``time``, ``binary``, ``nested``, ``other``
-    (e.g. an interval) or ``unknown`` (not recognised: never reported).
+    (e.g. an interval) or ``unknown`` (not recognised: a KPI505 warning, never an error).
+
+    Names the built-in table does not know are looked up in the registered dialect's
+    ``type_names`` and ``unwrap`` (``spec``, else the dialect called ``dialect``).
 
     >>> engine_type("DECIMAL(18,3)"), engine_type("timestamp without time zone")
     ('number', 'timestamp')
     >>> engine_type("array<int>", "spark"), engine_type("INTEGER[]")
     ('nested', 'nested')
     """
+    found = _builtin_type(type_name, dialect)
+    if found != "unknown" or not (dialect or spec):
+        return found
+    if spec is None:
+        from kpiengine.compile.dialects import find_dialect
+
+        spec = find_dialect(dialect)
+    return _plugin_type(type_name, dialect, spec) if spec is not None else found
+
+
+def _plugin_type(type_name: str, dialect: str, spec: DialectSpec) -> str:
+    """A name the built-in table lacks, in the dialect's own names: the whole name
+    (``Nullable(Float64)``) first, then its base name, then a wrapper's argument."""
+    name = " ".join(type_name.strip().lower().split())
+    names = {key.lower(): value for key, value in spec.type_names.items()}
+    base = "_".join(re.split(r"[<(]", name, maxsplit=1)[0].split())
+    for key in (name, base):
+        if key in names:
+            return names[key]
+    wrapper = re.fullmatch(r"(\w+)\s*\((.*)\)", name)
+    if wrapper and wrapper.group(1) in {w.lower() for w in spec.unwrap}:
+        return engine_type(wrapper.group(2), dialect, spec)
+    return "unknown"
+
+
+def _builtin_type(type_name: str, dialect: str) -> str:
     name = type_name.strip().lower()
     if not name:
         return "unknown"
@@ -150,9 +189,16 @@ def sources_in_use(project: Project) -> list[Source]:
     return [project.sources[name] for name in sorted(names)]
 
 
-def check_warehouse(project: Project, connection: Any) -> list[Diagnostic]:
-    """Tables, columns and types the definitions use that the warehouse lacks."""
+def check_warehouse(
+    project: Project, connection: Connection, host: PluginHost | None = None
+) -> list[Diagnostic]:
+    """Tables, columns and types the definitions use that the warehouse lacks; the
+    connection's dialect (and the type names it adds) is looked up in ``host``, the
+    project's plugins (by default the process's)."""
+    from kpiengine.compile.dialects import find_dialect
+
     dialect = str(getattr(connection, "dialect", ""))
+    spec = find_dialect(dialect, host) if dialect else None
     found: list[Diagnostic] = []
     tables: dict[str, Mapping[str, str] | Exception | None] = {}
     for source in sources_in_use(project):
@@ -186,12 +232,16 @@ def check_warehouse(project: Project, connection: Any) -> list[Diagnostic]:
             )
             continue
         for column in source.columns.values():
-            found.extend(_check_column(source, column, columns, dialect))
+            found.extend(_check_column(source, column, columns, dialect, spec))
     return sorted(found, key=Diagnostic.sort_key)
 
 
 def _check_column(
-    source: Source, column: Column, columns: Mapping[str, str], dialect: str
+    source: Source,
+    column: Column,
+    columns: Mapping[str, str],
+    dialect: str,
+    spec: DialectSpec | None,
 ) -> Iterable[Diagnostic]:
     engine_name = _find(column.name, columns, dialect)
     if engine_name is None:
@@ -207,7 +257,19 @@ def _check_column(
         )
         return
     engine_name_type = str(columns[engine_name])
-    category = engine_type(engine_name_type, dialect)
+    category = engine_type(engine_name_type, dialect, spec)
+    if category == "unknown" and not _holds_anything(dialect):
+        yield Diagnostic(
+            "KPI505",
+            f"the warehouse type {engine_name_type} of column `{column.name}` of source "
+            f"`{source.name}` is not a type kpiengine knows: its type was not checked",
+            column.span,
+            "convert the column in a view to have it checked, or name the engine's "
+            f"types in the `{dialect}` dialect's plugin (DialectSpec.type_names, "
+            "DialectSpec.unwrap: docs/plugins.md#dialects)",
+            Severity.WARNING,
+        )
+        return
     if accepts(column.type, category, dialect):
         return
     suggestion = category if category in ACCEPTS else None
@@ -223,6 +285,12 @@ def _check_column(
         column.span,
         hint,
     )
+
+
+def _holds_anything(dialect: str) -> bool:
+    """A SQLite column declared without a type, or with one of BLOB affinity, takes
+    values of any kind: there is no type to check, nor one a plugin could name."""
+    return dialect == "sqlite"
 
 
 def _find(name: str, columns: Mapping[str, str], dialect: str) -> str | None:

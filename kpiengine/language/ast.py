@@ -8,8 +8,11 @@ and rule conditions: what a name may refer to is decided by the check stage, not
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, TypeVar
 
 from kpiengine.source import Span
 
@@ -123,3 +126,43 @@ def walk(node: Node) -> Iterator[Node]:
 
 def names(node: Node) -> Iterator[Name]:
     return (n for n in walk(node) if isinstance(n, Name))
+
+
+def node_types() -> frozenset[type[Node]]:
+    """Every concrete node class: the leaves of :class:`Node`'s subclass tree.
+
+    Only classes the module still names count: ``dataclass(slots=True)`` makes a new class
+    and leaves the one it replaced among the subclasses until it is collected."""
+    found: set[type[Node]] = set()
+    pending = list(Node.__subclasses__())
+    while pending:
+        kind = pending.pop()
+        if getattr(sys.modules[kind.__module__], kind.__qualname__, None) is not kind:
+            continue
+        below = kind.__subclasses__()
+        if below:
+            pending.extend(below)
+        else:
+            found.add(kind)
+    return frozenset(found)
+
+
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+
+def dispatch_table(
+    what: str, handlers: Mapping[type[Node], Handler]
+) -> Mapping[type[Node], Handler]:
+    """The one way a stage dispatches on node types: a table node class → handler, looked
+    up with ``table[type(node)]``.
+
+    Parse (back to text), check, compile and evaluate each keep one such table, and this
+    refuses, when their module is imported, a table that misses a node class: adding a
+    node type then fails every test until each stage handles it, instead of failing at
+    run time on the first expression that uses it (tests/test_dispatch.py lists them).
+    """
+    missing = node_types() - handlers.keys()
+    if missing:
+        names = ", ".join(sorted(kind.__name__ for kind in missing))
+        raise TypeError(f"{what} handles no {names}: add them to its dispatch table")
+    return MappingProxyType(dict(handlers))

@@ -13,8 +13,10 @@ name means and which functions are allowed:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from kpiengine.diagnostics import Diagnostic, did_you_mean
 from kpiengine.language.ast import (
@@ -27,6 +29,7 @@ from kpiengine.language.ast import (
     Name,
     Node,
     Unary,
+    dispatch_table,
     walk,
 )
 from kpiengine.language.functions import AGGREGATE, TIME, FunctionRegistry, default_registry
@@ -45,6 +48,7 @@ TEMPORAL = frozenset({"date", "timestamp"})
 #: Bound on round()'s digits: past it a double no longer changes (rules clamp there too),
 #: and engines refuse digits beyond 32 bits.
 MAX_DIGITS = 400
+#: How messages name each of the expression types (loader.model.EXPRESSION_TYPES).
 TYPE_WORDS = {
     "number": "a number",
     "string": "text",
@@ -53,6 +57,10 @@ TYPE_WORDS = {
     "timestamp": "a timestamp",
     "null": "null",
 }
+
+
+#: A literal's kind → its type: each kind of literal is written as one type.
+_LITERAL_TYPES = {kind: kind for kind in ("number", "string", "boolean", "null", "date")}
 
 
 def _describe(kind: str) -> str:
@@ -84,20 +92,13 @@ class _Checker:
         self.scope = scope
 
     def infer(self, node: Node, inside_aggregate: bool) -> str:
-        method: Callable[[Node, bool], str] = getattr(self, f"_{type(node).__name__}")
-        return method(node, inside_aggregate)
+        return _INFER[type(node)](self, node, inside_aggregate)
 
     # -- leaves -----------------------------------------------------------------------
-    def _Literal(self, node: Literal, inside: bool) -> str:
-        return {
-            "number": "number",
-            "string": "string",
-            "boolean": "boolean",
-            "null": "null",
-            "date": "date",
-        }[node.kind]
+    def _infer_literal(self, node: Literal, inside: bool) -> str:
+        return _LITERAL_TYPES[node.kind]
 
-    def _Name(self, node: Name, inside: bool) -> str:
+    def _infer_name(self, node: Name, inside: bool) -> str:
         scope = self.scope
         if scope.mode in ("aggregate", "row"):
             return self._column(node, inside)
@@ -146,7 +147,7 @@ class _Checker:
         return ref.type
 
     # -- operators --------------------------------------------------------------------
-    def _Unary(self, node: Unary, inside: bool) -> str:
+    def _infer_unary(self, node: Unary, inside: bool) -> str:
         kind = self.infer(node.operand, inside)
         if node.op == "-":
             self._expect(kind, ("number",), node.operand.span, "`-`")
@@ -154,7 +155,7 @@ class _Checker:
         self._expect(kind, ("boolean",), node.operand.span, "`not`")
         return "boolean"
 
-    def _Binary(self, node: Binary, inside: bool) -> str:
+    def _infer_binary(self, node: Binary, inside: bool) -> str:
         # A flat chain `a + b + ... + z` is a left-deep tree as tall as it is long: walk
         # its left spine in a loop, so only real nesting costs Python stack. (The parser
         # still counts a chain as nesting, because plan and compile recurse on it.)
@@ -186,24 +187,24 @@ class _Checker:
         self._comparable(left, right, node.right.span, f"`{node.op}`")
         return "boolean"
 
-    def _InList(self, node: InList, inside: bool) -> str:
+    def _infer_in_list(self, node: InList, inside: bool) -> str:
         kind = self.infer(node.operand, inside)
         for item in node.items:
             self._comparable(kind, self.infer(item, inside), item.span, "`in`")
         return "boolean"
 
-    def _Between(self, node: Between, inside: bool) -> str:
+    def _infer_between(self, node: Between, inside: bool) -> str:
         kind = self.infer(node.operand, inside)
         for bound in (node.low, node.high):
             self._comparable(kind, self.infer(bound, inside), bound.span, "`between`")
         return "boolean"
 
-    def _IsNull(self, node: IsNull, inside: bool) -> str:
+    def _infer_is_null(self, node: IsNull, inside: bool) -> str:
         self.infer(node.operand, inside)
         return "boolean"
 
     # -- calls ------------------------------------------------------------------------
-    def _Call(self, node: Call, inside: bool) -> str:
+    def _infer_call(self, node: Call, inside: bool) -> str:
         scope = self.scope
         span = node.name_span or node.span
         spec = scope.functions.get(node.name)
@@ -302,6 +303,7 @@ class _Checker:
             return
         if param in ("fraction", "periods"):
             value = arg.value if isinstance(arg, Literal) and arg.kind == "number" else None
+            assert not isinstance(value, str | dt.date), "a number literal holds a number"
             if param == "fraction" and (value is None or not 0 <= value <= 1):
                 self.scope.error(
                     "KPI316",
@@ -367,6 +369,21 @@ class _Checker:
                 break
         return first
 
+
+#: Node class → the checker's method inferring its type (see ``dispatch_table``).
+_INFER: Mapping[type[Node], Callable[[_Checker, Any, bool], str]] = dispatch_table(
+    "check",
+    {
+        Literal: _Checker._infer_literal,
+        Name: _Checker._infer_name,
+        Unary: _Checker._infer_unary,
+        Binary: _Checker._infer_binary,
+        InList: _Checker._infer_in_list,
+        Between: _Checker._infer_between,
+        IsNull: _Checker._infer_is_null,
+        Call: _Checker._infer_call,
+    },
+)
 
 _AGGREGATE_HINTS = {
     "row": "filters and `where` conditions apply to single rows; aggregates belong in "

@@ -113,16 +113,24 @@ def _count_distinct(args: Sequence[Any], dialect: str) -> Any:
     return exp.Count(this=exp.Distinct(expressions=[args[0]]))
 
 
-def _median(args: Sequence[Any], dialect: str) -> Any:
+def _rules(dialect: str) -> Any:
+    """The rules of the dialect being compiled for: the compiler passes them with the
+    name (:class:`kpiengine.compile.dialects.DialectName`), so a plugin's dialect gets its
+    own ``percentile``; a bare name is looked up."""
+    rules = getattr(dialect, "rules", None)
+    if rules is not None:
+        return rules
     from kpiengine.compile.dialects import rules_for
 
-    return rules_for(dialect).percentile(_exp().Literal.number(0.5), args[0])
+    return rules_for(dialect)
+
+
+def _median(args: Sequence[Any], dialect: str) -> Any:
+    return _rules(dialect).percentile(_exp().Literal.number(0.5), args[0])
 
 
 def _percentile(args: Sequence[Any], dialect: str) -> Any:
-    from kpiengine.compile.dialects import rules_for
-
-    return rules_for(dialect).percentile(args[1], args[0])
+    return _rules(dialect).percentile(args[1], args[0])
 
 
 def _time_function(args: Sequence[Any], dialect: str) -> Any:
@@ -343,28 +351,10 @@ class FunctionRegistry:
         return iter(self._specs.values())
 
 
-_default: FunctionRegistry | None = None
-
-
 def default_registry() -> FunctionRegistry:
-    """The functions of every plugin that loaded, the built-in plugin first."""
-    global _default
-    if _default is None:
-        from kpiengine.plugins.manager import PluginFailure, default_host, plugin_functions
+    """The functions of the process's default plugin host (built-ins, installed plugins):
+    for callers without a project. A loaded project's registry is its host's
+    (``KpiProject.plugins.functions()``), so projects never see each other's plugins."""
+    from kpiengine.plugins.manager import default_host
 
-        def entry_point_functions() -> list[FunctionSpec]:
-            return plugin_functions() if default_host().load_entry_points() else []
-
-        def report_clash(spec: FunctionSpec, message: str) -> None:
-            default_host().report(PluginFailure(spec.plugin, message))
-
-        _default = FunctionRegistry(
-            plugin_functions(), more=entry_point_functions, on_clash=report_clash
-        )
-    return _default
-
-
-def reset_default_registry() -> None:
-    """Forget the registry so that newly registered plugins are seen."""
-    global _default
-    _default = None
+    return default_host().functions()

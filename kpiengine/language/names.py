@@ -11,17 +11,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from kpiengine.language.ast import Name, walk
-from kpiengine.loader.model import Column, Join, Kpi, Project, Source
+from kpiengine.loader.model import EXPRESSION_TYPE_OF_COLUMN, Column, Join, Kpi, Project, Source
 
 #: Column types as the checker sees them.
-TYPE_OF_COLUMN = {
-    "string": "string",
-    "integer": "number",
-    "number": "number",
-    "boolean": "boolean",
-    "date": "date",
-    "timestamp": "timestamp",
-}
+TYPE_OF_COLUMN = EXPRESSION_TYPE_OF_COLUMN  # the name this module has always exported
 
 
 @dataclass(frozen=True)

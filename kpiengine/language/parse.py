@@ -18,7 +18,8 @@ import os
 import re
 import sys
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, cast
 
 from kpiengine.diagnostics import Diagnostic
 from kpiengine.language.ast import (
@@ -32,6 +33,7 @@ from kpiengine.language.ast import (
     Name,
     Node,
     Unary,
+    dispatch_table,
 )
 from kpiengine.source import Span, TextOrigin
 
@@ -128,7 +130,7 @@ def parse_expression(text: str, origin: TextOrigin) -> tuple[Node | None, list[D
     state = _State(origin)
     builder.local.state = state
     try:
-        tree = parser.parse(text)
+        tree = cast(Node, parser.parse(text))  # the builder makes nodes, not lark trees
     except _Problem as problem:
         return None, [problem.diagnostic]
     except UnexpectedCharacters as error:
@@ -200,45 +202,80 @@ def _precedence(node: Node) -> int:
     return _ATOM
 
 
-def _pieces(node: Node) -> list[str | tuple[Node, int]]:
+Pieces = list[str | tuple[Node, int]]
+
+
+def _pieces(node: Node) -> Pieces:
     """The text of one node: strings, and children with the binding they need."""
-    if isinstance(node, Literal):
-        return [_literal_text(node)]
-    if isinstance(node, Name):
-        return [node.dotted]
-    if isinstance(node, Binary):
-        level = _BINARY_LEVEL[node.op]
-        if level == _COMPARE:  # comparisons do not chain: both sides are additive
-            return [(node.left, _ADD), f" {node.op} ", (node.right, _ADD)]
-        return [(node.left, level), f" {node.op} ", (node.right, level + 1)]
-    if isinstance(node, Unary):
-        if node.op == "not":
-            return ["not ", (node.operand, _NOT)]
-        # `- -x`, not `--x`: two signs read better apart (and `--` starts an SQL comment).
-        operand = node.operand
-        double = isinstance(operand, Unary) and operand.op == "-"
-        return ["- " if double else "-", (operand, _NEGATE)]
-    if isinstance(node, InList):
-        pieces: list[str | tuple[Node, int]] = [(node.operand, _ADD)]
-        pieces.append(" not in (" if node.negated else " in (")
-        pieces.extend(_comma_separated(node.items))
-        pieces.append(")")
-        return pieces
-    if isinstance(node, Between):
-        return [(node.operand, _ADD), " between ", (node.low, _ADD), " and ", (node.high, _ADD)]
-    if isinstance(node, IsNull):
-        return [(node.operand, _ADD), " is not null" if node.negated else " is null"]
-    if isinstance(node, Call):
-        pieces = [f"{node.name}(", *_comma_separated(node.args)]
-        if node.where is not None:
-            pieces += [" where " if node.args else "where ", (node.where, 0)]
-        pieces.append(")")
-        return pieces
-    raise TypeError(f"not an expression node: {node!r}")
+    return _PIECES[type(node)](node)
 
 
-def _comma_separated(nodes: tuple[Node, ...]) -> list[str | tuple[Node, int]]:
-    pieces: list[str | tuple[Node, int]] = []
+def _literal_pieces(node: Literal) -> Pieces:
+    return [_literal_text(node)]
+
+
+def _name_pieces(node: Name) -> Pieces:
+    return [node.dotted]
+
+
+def _binary_pieces(node: Binary) -> Pieces:
+    level = _BINARY_LEVEL[node.op]
+    if level == _COMPARE:  # comparisons do not chain: both sides are additive
+        return [(node.left, _ADD), f" {node.op} ", (node.right, _ADD)]
+    return [(node.left, level), f" {node.op} ", (node.right, level + 1)]
+
+
+def _unary_pieces(node: Unary) -> Pieces:
+    if node.op == "not":
+        return ["not ", (node.operand, _NOT)]
+    # `- -x`, not `--x`: two signs read better apart (and `--` starts an SQL comment).
+    operand = node.operand
+    double = isinstance(operand, Unary) and operand.op == "-"
+    return ["- " if double else "-", (operand, _NEGATE)]
+
+
+def _in_list_pieces(node: InList) -> Pieces:
+    pieces: Pieces = [(node.operand, _ADD)]
+    pieces.append(" not in (" if node.negated else " in (")
+    pieces.extend(_comma_separated(node.items))
+    pieces.append(")")
+    return pieces
+
+
+def _between_pieces(node: Between) -> Pieces:
+    return [(node.operand, _ADD), " between ", (node.low, _ADD), " and ", (node.high, _ADD)]
+
+
+def _is_null_pieces(node: IsNull) -> Pieces:
+    return [(node.operand, _ADD), " is not null" if node.negated else " is null"]
+
+
+def _call_pieces(node: Call) -> Pieces:
+    pieces: Pieces = [f"{node.name}(", *_comma_separated(node.args)]
+    if node.where is not None:
+        pieces += [" where " if node.args else "where ", (node.where, 0)]
+    pieces.append(")")
+    return pieces
+
+
+#: Node class → its text (the parse stage's dispatch table: see ``dispatch_table``).
+_PIECES: Mapping[type[Node], Callable[[Any], Pieces]] = dispatch_table(
+    "to_text",
+    {
+        Literal: _literal_pieces,
+        Name: _name_pieces,
+        Unary: _unary_pieces,
+        Binary: _binary_pieces,
+        InList: _in_list_pieces,
+        Between: _between_pieces,
+        IsNull: _is_null_pieces,
+        Call: _call_pieces,
+    },
+)
+
+
+def _comma_separated(nodes: tuple[Node, ...]) -> Pieces:
+    pieces: Pieces = []
     for index, item in enumerate(nodes):
         if index:
             pieces.append(", ")
@@ -294,8 +331,9 @@ class _State:
         self.too_deep: Span | None = None
 
     def token_span(self, token: Token) -> Span:
-        line, col = self.position(token.line, token.column)
-        end_line, end_col = self.position(token.end_line, token.end_column)
+        first_line, first_col, last_line, last_col = _place(token)
+        line, col = self.position(first_line, first_col)
+        end_line, end_col = self.position(last_line, last_col)
         return Span(self.file, line, col, end_line, end_col)
 
     def span(self, first: Node | Token, last: Node | Token) -> Span:
@@ -303,11 +341,11 @@ class _State:
         if isinstance(first, Node):
             line, col = first.span.line, first.span.col
         else:
-            line, col = self.position(first.line, first.column)
+            line, col = self.position(*_place(first)[:2])
         if isinstance(last, Node):
             end_line, end_col = last.span.end_line, last.span.end_col
         else:
-            end_line, end_col = self.position(last.end_line, last.end_column)
+            end_line, end_col = self.position(*_place(last)[2:])
         return Span(self.file, line, col, end_line, end_col)
 
     def keep(self, node: Node, *children: Node | None, comparison: bool = False) -> Node:
@@ -434,7 +472,7 @@ class _Builder:
         st: _State = self.local.state
         lpar, inner, rpar = c
         # The node now covers its parentheses too, so `(a + b) * c` spans from `(`.
-        node = dataclasses.replace(inner, span=st.span(lpar, rpar))
+        node: Node = dataclasses.replace(inner, span=st.span(lpar, rpar))
         depth = st.depth.pop(id(inner))
         st.bare_comparisons.discard(id(inner))
         st.depth[id(node)] = depth + 1
@@ -617,9 +655,10 @@ def _state_before(
     builder.local.state = _State(origin)
     interactive = parser.parse_interactive(text)
     for token in interactive.iter_parse():
-        if bad.type != "$END" and token.start_pos >= bad.start_pos:
+        if bad.type != "$END" and (token.start_pos or 0) >= (bad.start_pos or 0):
             break
-    return set(interactive.accepts()), list(interactive.parser_state.value_stack)
+    accepts: set[str] = interactive.accepts()  # type: ignore[no-untyped-call]
+    return accepts, list(interactive.parser_state.value_stack)
 
 
 def _unexpected_token(
@@ -630,21 +669,22 @@ def _unexpected_token(
 
     if token.type == "$END":
         # Lark gives the end token the position of the last token: point just after it.
-        span = _point(origin, token.end_line, token.end_column)
+        span = _point(origin, *_place(token)[2:])
         if "RPAR" in accepts:
             lpar = next((v for v in reversed(values) if _is_token(v, "LPAR")), None)
             if lpar is not None:
-                line, col = origin.position(lpar.line, lpar.column)
+                line, col = origin.position(*_place(lpar)[:2])
                 hint = f"the `(` at line {line}, column {col} is not closed"
         return Diagnostic(
             "KPI201", f"unexpected end of expression: expected {expected}", span, hint
         )
 
-    span = origin.span(token.line, token.column, token.end_line, token.end_column)
+    line, col, end_line, end_col = _place(token)
+    span = origin.span(line, col, end_line, end_col)
     before = text[: token.start_pos]
     pair = before[-1:] + str(token)
     if token.type in ("EQ", "GT") and pair in ("==", "<>"):
-        start = _point(origin, token.line, token.column - 1, 2)
+        start = _point(origin, line, col - 1, 2)
         if pair == "==":
             return Diagnostic("KPI201", "`==` is not an operator", start, "use `=` to compare")
         return Diagnostic("KPI201", "`<>` is not an operator", start, "use `!=` for “not equal”")
@@ -668,6 +708,15 @@ def _unexpected_token(
 
     message = f"unexpected `{_shorten(str(token))}`: expected {expected}"
     return Diagnostic("KPI201", message, span, hint)
+
+
+def _place(token: Token) -> tuple[int, int, int, int]:
+    """Line, column, end line and end column of a token: always set on the tokens of
+    the lexer (lark types them optional, for tokens made by hand)."""
+    line, col, end_line, end_col = token.line, token.column, token.end_line, token.end_column
+    assert line is not None and col is not None, "the lexer places its tokens"
+    assert end_line is not None and end_col is not None, "the lexer places its tokens"
+    return line, col, end_line, end_col
 
 
 def _is_token(value: Any, kind: str) -> bool:

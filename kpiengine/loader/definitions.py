@@ -438,6 +438,8 @@ class _Loader:
             return "project"
         if kind is not None:
             return kind
+        if "test" in data:  # a `kpi test` file (SPEC §13.9), read by kpiengine.review
+            return None
         first_key = node.value[0][0] if node.value else node
         guesses = (did_you_mean(key, KINDS) for key in data)
         hint = next((g for g in guesses if g), None)
@@ -490,6 +492,10 @@ class _Loader:
                 self.settings[field] = data[key]
         if doc.get(data, "plugins") is not None:
             self.settings["plugins"] = tuple(data["plugins"])
+        if doc.get(data, "plugin_config") is not None:
+            self.settings["plugin_config"] = {
+                name: dict(config or {}) for name, config in data["plugin_config"].items()
+            }
         validate = doc.get(data, "validate") or {}
         if "ignore" in validate:
             for index, code in enumerate(validate["ignore"]):

@@ -12,12 +12,37 @@ from pathlib import Path
 from typing import Any
 
 from kpiengine.language.ast import Node
-from kpiengine.source import SourceTexts, Span
 
-COLUMN_TYPES = ("string", "integer", "number", "boolean", "date", "timestamp")
-UNITS = ("percent", "ratio", "currency", "count", "days", "score", "number")
-GRAINS = ("day", "week", "month", "quarter", "year", "all")
-SEVERITIES = ("info", "warning", "critical")
+# The vocabularies live in loader/vocabulary.py (import-light: the CLI reads them at
+# start-up); re-exported here, next to the definitions that use them.
+from kpiengine.loader.vocabulary import (
+    COLUMN_TYPES as COLUMN_TYPES,
+)
+from kpiengine.loader.vocabulary import (
+    EXPRESSION_TYPE_OF_COLUMN as EXPRESSION_TYPE_OF_COLUMN,
+)
+from kpiengine.loader.vocabulary import (
+    EXPRESSION_TYPES as EXPRESSION_TYPES,
+)
+from kpiengine.loader.vocabulary import (
+    GRAINS as GRAINS,
+)
+from kpiengine.loader.vocabulary import (
+    SEVERITIES as SEVERITIES,
+)
+from kpiengine.loader.vocabulary import (
+    SEVERITY_ORDER as SEVERITY_ORDER,
+)
+from kpiengine.loader.vocabulary import (
+    TIME_GRAINS as TIME_GRAINS,
+)
+from kpiengine.loader.vocabulary import (
+    UNITS as UNITS,
+)
+from kpiengine.loader.vocabulary import (
+    arrow_types as arrow_types,
+)
+from kpiengine.source import SourceTexts, Span
 
 
 @dataclass(frozen=True)
@@ -118,6 +143,8 @@ class Project:
     week_start: str = "monday"
     currency: str = "EUR"
     plugins: tuple[str, ...] = ()
+    #: plugin name → its settings, given to that plugin's hooks (``context.config``)
+    plugin_config: dict[str, dict[str, Any]] = field(default_factory=dict)
     validate_ignore: tuple[str, ...] = ()
     validate_fail_on: str = "error"
     sources: dict[str, Source] = field(default_factory=dict)

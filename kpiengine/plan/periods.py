@@ -11,7 +11,6 @@ import datetime as dt
 
 from kpiengine.errors import UsageError
 
-TIME_GRAINS = ("day", "week", "month", "quarter", "year")
 _MONTHS_PER = {"month": 1, "quarter": 3, "year": 12}
 _DAYS_PER = {"day": 1, "week": 7}
 

@@ -10,6 +10,7 @@ one SQL statement.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -91,7 +92,10 @@ class Scan:
     row_filter: Node | None = None  # applied in WHERE: a snapshot's, or one all its KPIs share
     lookback: int | None = 0  # whole periods read before the range; None: all history
     joins: list[Join] = field(default_factory=list)
-    measures: dict[tuple[str, tuple[Node, ...], Node | None], Measure] = field(default_factory=dict)
+    #: (function, arguments, condition, visibility) → the measure computing it
+    measures: dict[tuple[str, tuple[Node, ...], Node | None, bool], Measure] = field(
+        default_factory=dict
+    )
 
     def measure(
         self,
@@ -102,11 +106,11 @@ class Scan:
         visibility: bool = False,
     ) -> Measure:
         key = (function, args, condition, visibility)
-        found = self.measures.get(key)  # type: ignore[call-overload]
+        found = self.measures.get(key)
         if found is None:
             alias = f"{self.alias}_m{len(self.measures)}"
             found = Measure(alias, function, args, condition, counts, visibility)
-            self.measures[key] = found  # type: ignore[index]
+            self.measures[key] = found
         return found
 
     def need_join(self, ref: ColumnRef) -> None:
@@ -141,8 +145,11 @@ class Flag:
     measure: str
 
 
-@dataclass
+@dataclass(frozen=True)
 class Plan:
+    """What one run computes, built once by :func:`build_plan` and read by compile and
+    execute; :func:`with_range` gives the plan over the range the data has."""
+
     project: Project
     request: RunRequest
     scans: list[Scan]
@@ -153,6 +160,9 @@ class Plan:
     lookback: int | None = 0  # periods before the range that time functions read; None: all
     first_period: dt.date | None = None  # the first output period
     flags: list[Flag] = field(default_factory=list)
+    #: ``lookback`` with all-history functions counted as 0: how far before the first
+    #: period with data the finite windows reach
+    finite_lookback: int = 0
 
     @property
     def layers(self) -> int:
@@ -241,8 +251,44 @@ def build_plan(
             _join_columns(project, scan, request.where.tree)
     _scan_lookbacks(columns, members, request.kpis)
 
+    plan = Plan(
+        project,
+        request,
+        list(scans.values()),
+        columns,
+        request.kpis,
+        None,
+        functions,
+        _combine(looks[name] for name in request.kpis),
+        None,
+        list(flags.values()),
+        _combine(finite[name] for name in request.kpis) or 0,
+    )
+    return _place(plan, request)
+
+
+def with_range(plan: Plan, request: RunRequest) -> Plan:
+    """``plan`` for ``request``, which differs from the plan's own only in its range
+    (``start``, ``end``, ``history_start``): the executor's answer to
+    :func:`data_range_needed`. Scans, measures and layers do not depend on the range, so
+    they are kept as built; only the spine is placed again, with the same checks
+    :func:`build_plan` makes on a range (one plan per run, not one per stage)."""
+    same = dataclasses.replace(
+        request, start=plan.request.start, end=plan.request.end, history_start=None
+    )
+    if same != dataclasses.replace(plan.request, history_start=None):
+        raise ValueError("with_range changes the range of a request, nothing else")
+    if request.start and request.end and request.start >= request.end:
+        raise UsageError(f"empty range: --from {request.start} is not before --to {request.end}")
+    return _place(plan, request)
+
+
+def _place(plan: Plan, request: RunRequest) -> Plan:
+    """``plan`` over ``request``'s range: its first output period and its spine, refused
+    (usage error) when the range and the look-back hold more than ``max_periods``."""
+    project = plan.project
     project_start = project.fiscal_year_start, project.week_start
-    plan_lookback = _combine(looks[name] for name in request.kpis)
+    plan_lookback = plan.lookback
     first = None
     if request.grain != "all" and request.start is not None:
         first = period_start(request.start, request.grain, *project_start)
@@ -252,7 +298,7 @@ def build_plan(
         if plan_lookback is None:
             # all history, and before the first period with data as far as finite
             # windows reach (those periods are empty, but count)
-            reach = _combine(finite[name] for name in request.kpis) or 0
+            reach = plan.finite_lookback
         _check_period_count(project, request, reach or 0)
         spine_start: dt.date | None = request.start
         if reach and first is not None:
@@ -265,18 +311,7 @@ def build_plan(
                 _check_period_count(project, request, reach or 0, spine_start)
         if spine_start is not None:
             periods = spine(spine_start, request.end, request.grain, *project_start)
-    return Plan(
-        project,
-        request,
-        list(scans.values()),
-        columns,
-        request.kpis,
-        periods,
-        functions,
-        plan_lookback,
-        first,
-        list(flags.values()),
-    )
+    return dataclasses.replace(plan, request=request, periods=periods, first_period=first)
 
 
 def _assign_scans(

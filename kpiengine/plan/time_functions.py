@@ -116,14 +116,14 @@ def lift_nested_windows(tree: Node, new_name: Callable[[Node], str]) -> Node:
 
 
 def _rewrite(node: Node, new_name: Callable[[Node], str]) -> Node:
-    changes = {}
+    changes: dict[str, Node | tuple[Node, ...]] = {}
     for field in dataclasses.fields(node):
         value = getattr(node, field.name)
         if isinstance(value, Node):
             changes[field.name] = _rewrite(value, new_name)
         elif isinstance(value, tuple) and value and isinstance(value[0], Node):
             changes[field.name] = tuple(_rewrite(v, new_name) for v in value)
-    node = dataclasses.replace(node, **changes) if changes else node
+    node = dataclasses.replace(node, **changes) if changes else node  # type: ignore[arg-type]
     if isinstance(node, Call) and node.name in TIME_FUNCTIONS and node.args:
         argument = node.args[0]
         if has_time_function(argument):

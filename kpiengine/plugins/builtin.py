@@ -34,3 +34,17 @@ def kpiengine_notifiers() -> list[Any]:
     from kpiengine.rules.notify import BUILTIN_NOTIFIERS
 
     return list(BUILTIN_NOTIFIERS)
+
+
+@hookimpl
+def kpiengine_dialects() -> list[Any]:
+    from kpiengine.compile.dialects import builtin_dialects
+
+    return builtin_dialects()
+
+
+@hookimpl
+def kpiengine_sample_writers() -> list[Any]:
+    from kpiengine.sample.write import BUILTIN_SAMPLE_WRITERS
+
+    return list(BUILTIN_SAMPLE_WRITERS)

@@ -2,7 +2,9 @@
 
 Titles, descriptions and messages come from definitions and users: they must never
 become markup or code. Every built-in renderer is one template users can replace with
-``--template``; more renderers come through the ``kpiengine_renderers`` hook.
+``--template``; more renderers come through the ``kpiengine_renderers`` hook, looked up on
+the project's plugin host. A renderer returns text or bytes (a PDF, an image);
+:func:`render_report` gives either with its content type.
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kpiengine.render.report_data import Report
+from kpiengine.render.report_data import ReportData
 from kpiengine.render.terminal import format_value
+
+if TYPE_CHECKING:
+    from kpiengine.plugins.manager import PluginHost
 
 PALETTE = ["#0969da", "#cf222e", "#1a7f37", "#8250df", "#b35900", "#1b7c83", "#bf3989", "#57606a"]
 
@@ -29,8 +34,9 @@ class TemplateRenderer:
     suffix: str
     template: str  # file name under kpiengine/render/templates/
     autoescape: bool = False
+    content_type: str = "text/plain; charset=utf-8"
 
-    def render(self, report: Report, template: Path | None = None) -> str:
+    def render(self, report: ReportData, template: Path | None = None) -> str:
         from kpiengine.errors import UsageError
         from kpiengine.rules.messages import (
             REPORT_LIMITS,
@@ -113,7 +119,7 @@ def markdown_text(value: Any) -> str:
     return re.sub(r"\r\n|\r|\n", "<br>", text)
 
 
-def report_data(report: Report) -> dict[str, Any]:
+def report_data(report: ReportData) -> dict[str, Any]:
     """The report as plain data (the JSON renderer's document)."""
     return {
         "project": report.project,
@@ -147,18 +153,70 @@ def report_data(report: Report) -> dict[str, Any]:
 
 
 BUILTIN_RENDERERS = (
-    TemplateRenderer("html", ".html", "report.html.j2", autoescape=True),
-    TemplateRenderer("markdown", ".md", "report.md.j2"),
-    TemplateRenderer("json", ".json", "report.json.j2"),
-    TemplateRenderer("csv", ".csv", "report.csv.j2"),
+    TemplateRenderer(
+        "html", ".html", "report.html.j2", autoescape=True, content_type="text/html; charset=utf-8"
+    ),
+    TemplateRenderer(
+        "markdown", ".md", "report.md.j2", content_type="text/markdown; charset=utf-8"
+    ),
+    TemplateRenderer("json", ".json", "report.json.j2", content_type="application/json"),
+    TemplateRenderer("csv", ".csv", "report.csv.j2", content_type="text/csv; charset=utf-8"),
 )
 
 
-def find_renderer(name: str) -> Any:
-    from kpiengine.plugins.manager import find_named
+def find_renderer(name: str, plugins: PluginHost | None = None) -> Any:
+    """The renderer called ``name`` among ``plugins``' (the project's host; by default the
+    process's: built-ins and installed plugins)."""
+    from kpiengine.plugins.manager import default_host
 
-    return find_named("kpiengine_renderers", name, "renderer")
+    return (plugins or default_host()).find_named("kpiengine_renderers", name, "renderer")
 
 
-def render_html(report: Report, template: Path | None = None) -> str:
+@dataclass(frozen=True)
+class RenderedReport:
+    """What a renderer produced: text (written as UTF-8) or bytes, and what it is."""
+
+    content: str | bytes
+    content_type: str
+
+
+def render_report(
+    renderer: Any, report: ReportData, template: Path | None = None
+) -> RenderedReport:
+    """``renderer.render(...)`` checked: text or bytes, with the renderer's
+    ``content_type``, else one guessed from its ``suffix``."""
+    import mimetypes
+
+    from kpiengine.errors import UsageError
+
+    content = renderer.render(report, template)
+    if isinstance(content, bytearray | memoryview):
+        content = bytes(content)
+    if not isinstance(content, str | bytes):
+        raise UsageError(
+            f"renderer `{renderer.name}` returned {type(content).__name__}, not text or bytes"
+        )
+    declared = getattr(renderer, "content_type", None)
+    if not declared:
+        guessed, _ = mimetypes.guess_type(f"report{getattr(renderer, 'suffix', '')}")
+        text = isinstance(content, str)
+        declared = guessed or ("text/plain" if text else "application/octet-stream")
+        if text and declared.startswith("text/"):
+            declared += "; charset=utf-8"
+    return RenderedReport(content, declared)
+
+
+def suffix_mismatch(renderer: Any, output: Path) -> str | None:
+    """A warning when ``-o`` does not end in the renderer's ``suffix`` (``report.md`` from
+    the html renderer): the file would open in the wrong program. Only a warning: a
+    suffix such as ``.htm`` or none at all can be the user's choice."""
+    suffix = getattr(renderer, "suffix", "") or ""
+    if not suffix or output.suffix.lower() == suffix.lower():
+        return None
+    return (
+        f"{output} does not end in {suffix}, the suffix of the `{renderer.name}` renderer's files"
+    )
+
+
+def render_html(report: ReportData, template: Path | None = None) -> str:
     return BUILTIN_RENDERERS[0].render(report, template)

@@ -48,7 +48,12 @@ class KpiCard:
 
 
 @dataclass
-class Report:
+class ReportData:
+    """Everything one ``kpi report`` shows, built once by :func:`build_report` and handed to
+    every renderer (built-in or plugin). Named apart from
+    :class:`~kpiengine.render.diagnostic_formats.report.ValidationReport`, the outcome of
+    ``kpi validate``: the two were both called ``Report``."""
+
     project: str
     currency: str
     grain: str
@@ -68,7 +73,7 @@ class Report:
 
 def build_report(
     project: Project, result: Result, alerts: list[Alert], statuses: dict[ResultRow, str]
-) -> Report:
+) -> ReportData:
     cards: dict[str, KpiCard] = {}
     grouped: dict[tuple[str, tuple[Any, ...]], list[ResultRow]] = {}
     periods = sorted({r.period for r in result.rows if r.period is not None}) or [None]
@@ -111,7 +116,7 @@ def build_report(
         card.status = max(
             (s.status for s in card.series), key=SEVERITY_ORDER.__getitem__, default="ok"
         )
-    return Report(
+    return ReportData(
         project.name,
         project.currency,
         result.grain,

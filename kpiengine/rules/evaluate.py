@@ -13,10 +13,9 @@ import datetime as dt
 import math
 import operator
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from kpiengine.execute.result import Result, ResultRow
+from kpiengine.execute.result import Alert, Result, ResultRow
 from kpiengine.language.ast import (
     Between,
     Binary,
@@ -27,37 +26,12 @@ from kpiengine.language.ast import (
     Name,
     Node,
     Unary,
+    dispatch_table,
     walk,
 )
-from kpiengine.loader.model import Kpi, Project, Rule
+from kpiengine.loader.model import SEVERITY_ORDER, Kpi, Project, Rule
 
-SEVERITY_ORDER = {"ok": 0, "info": 1, "warning": 2, "critical": 3}
-
-
-@dataclass(frozen=True)
-class Alert:
-    """A rule that fired. ``kpi`` is None for a standalone rule file (it names several)."""
-
-    kpi: str | None
-    rule: str
-    period: dt.date | None
-    dimensions: tuple[tuple[str, Any], ...]
-    value: Any
-    target: float | None
-    severity: str
-    message: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kpi": self.kpi,
-            "rule": self.rule,
-            "period": self.period.isoformat() if self.period else None,
-            "dimensions": dict(self.dimensions),
-            "value": self.value,
-            "target": self.target,
-            "severity": self.severity,
-            "message": self.message,
-        }
+__all__ = ["SEVERITY_ORDER", "Alert", "evaluate", "rule_kpis"]
 
 
 def evaluate(project: Project, result: Result) -> tuple[list[Alert], dict[ResultRow, str]]:
@@ -175,36 +149,44 @@ def _truthy(value: Any) -> bool:
 def _eval(node: Node | None, variables: Callable[[str], Any]) -> Any:
     if node is None:
         return None
-    if isinstance(node, Literal):
-        return node.value
-    if isinstance(node, Name):
-        return variables(node.dotted)
-    if isinstance(node, Unary):
-        operand = _eval(node.operand, variables)
-        if operand is None:
-            return None
-        return -operand if node.op == "-" else not operand
-    if isinstance(node, Binary):
-        return _binary(node, variables)
-    if isinstance(node, IsNull):
-        return (_eval(node.operand, variables) is None) != node.negated
-    if isinstance(node, InList):
-        value = _eval(node.operand, variables)
-        items = [_eval(i, variables) for i in node.items]
-        if value is None:
-            return None
-        found = value in [i for i in items if i is not None]
-        if not found and None in items:
-            return None
-        return found != node.negated
-    if isinstance(node, Between):
-        value, low, high = (_eval(n, variables) for n in (node.operand, node.low, node.high))
-        if None in (value, low, high):
-            return None
-        return low <= value <= high
-    if isinstance(node, Call):
-        return _call(node, variables)
-    raise TypeError(type(node).__name__)
+    return _EVAL[type(node)](node, variables)
+
+
+def _literal(node: Literal, variables: Callable[[str], Any]) -> Any:
+    return node.value
+
+
+def _name(node: Name, variables: Callable[[str], Any]) -> Any:
+    return variables(node.dotted)
+
+
+def _unary(node: Unary, variables: Callable[[str], Any]) -> Any:
+    operand = _eval(node.operand, variables)
+    if operand is None:
+        return None
+    return -operand if node.op == "-" else not operand
+
+
+def _is_null(node: IsNull, variables: Callable[[str], Any]) -> Any:
+    return (_eval(node.operand, variables) is None) != node.negated
+
+
+def _in_list(node: InList, variables: Callable[[str], Any]) -> Any:
+    value = _eval(node.operand, variables)
+    items = [_eval(i, variables) for i in node.items]
+    if value is None:
+        return None
+    found = value in [i for i in items if i is not None]
+    if not found and None in items:
+        return None
+    return found != node.negated
+
+
+def _between(node: Between, variables: Callable[[str], Any]) -> Any:
+    value, low, high = (_eval(n, variables) for n in (node.operand, node.low, node.high))
+    if None in (value, low, high):
+        return None
+    return low <= value <= high
 
 
 def _binary(node: Binary, variables: Callable[[str], Any]) -> Any:
@@ -300,3 +282,19 @@ def _call(node: Call, variables: Callable[[str], Any]) -> Any:
         return None
     function = _FUNCTIONS.get(node.name)
     return function(*args) if function else None
+
+
+#: Node class → its value under SQL's null logic (see ``dispatch_table``).
+_EVAL: Mapping[type[Node], Callable[[Any, Callable[[str], Any]], Any]] = dispatch_table(
+    "evaluate",
+    {
+        Literal: _literal,
+        Name: _name,
+        Unary: _unary,
+        Binary: _binary,
+        InList: _in_list,
+        Between: _between,
+        IsNull: _is_null,
+        Call: _call,
+    },
+)

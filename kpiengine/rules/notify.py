@@ -20,9 +20,12 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kpiengine.errors import KpiError, UsageError
+
+if TYPE_CHECKING:
+    from kpiengine.plugins.manager import PluginHost
 
 
 class NotifierError(KpiError):
@@ -291,7 +294,9 @@ def _shut(connection: http.client.HTTPConnection) -> None:
 BUILTIN_NOTIFIERS = (ConsoleNotifier(), JsonLinesNotifier(), WebhookNotifier())
 
 
-def find_notifier(name: str) -> Any:
-    from kpiengine.plugins.manager import find_named
+def find_notifier(name: str, plugins: PluginHost | None = None) -> Any:
+    """The notifier called ``name`` among ``plugins``' (the project's host; by default the
+    process's: built-ins and installed plugins)."""
+    from kpiengine.plugins.manager import default_host
 
-    return find_named("kpiengine_notifiers", name, "notifier")
+    return (plugins or default_host()).find_named("kpiengine_notifiers", name, "notifier")

@@ -12,6 +12,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from kpiengine.loader.model import arrow_types
+
 # Vocabularies. The generator stores category codes that index these tuples, so their
 # order is part of the data: append, never reorder.
 REGIONS = ("north_america", "emea", "apac", "latam", "internal")
@@ -95,14 +97,7 @@ ROLES = (
 )
 HIRE_SOURCES = ("referral", "inbound", "agency", "sourced")
 
-ARROW_TYPES: dict[str, pa.DataType] = {
-    "string": pa.string(),
-    "integer": pa.int64(),
-    "number": pa.float64(),
-    "boolean": pa.bool_(),
-    "date": pa.date32(),
-    "timestamp": pa.timestamp("us"),
-}
+ARROW_TYPES: dict[str, pa.DataType] = arrow_types()  # column type → Arrow (loader.model)
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,15 @@
 """Write the sample dataset to a database or a folder of files, all or nothing.
 
-One :class:`Writer` per URL scheme (:data:`WRITERS`). A writer refuses, when it is
+One :class:`Writer` per URL scheme, found through the ``kpiengine_sample_writers`` hook:
+the built-in plugin registers DuckDB, SQLite and files (:data:`BUILTIN_SAMPLE_WRITERS`),
+the PostgreSQL plugin its COPY writer, any plugin more. A writer refuses, when it is
 created, to overwrite any sample table that already exists unless ``replace`` is true;
 it then receives each table as a stream of Arrow batches and finally ``commit()`` or
 ``abort()``. Nothing half-written is ever left at the target: a new database file or a
 table file is written under a temporary name and renamed at the end, and an existing
 database receives everything in one transaction.
 
-Adding an engine (PostgreSQL) means adding one Writer class and one WRITERS entry.
+Adding an engine means a plugin returning one :class:`SampleWriterSpec`.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ import sqlite3
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qs
 
 import numpy as np
@@ -31,6 +34,9 @@ from kpiengine.execute.connectors import path_of
 from kpiengine.sample.columns import iso_dates, iso_timestamps
 from kpiengine.sample.generate import check_arguments, generate
 from kpiengine.sample.tables import SPEC_BY_NAME, TABLES
+
+if TYPE_CHECKING:
+    from kpiengine.plugins.manager import PluginHost
 
 Progress = Callable[[str, int], None]
 
@@ -46,6 +52,17 @@ class Writer(Protocol):
         """Leave the target as it was before."""
 
 
+@dataclass(frozen=True)
+class SampleWriterSpec:
+    """What ``kpiengine_sample_writers`` returns: a URL scheme and ``open(url, replace)``,
+    which refuses to overwrite existing sample tables unless ``replace``."""
+
+    scheme: str
+    open: Callable[[str, bool], Writer]
+    description: str = ""
+    plugin: str = "builtin"
+
+
 def write_sample(
     url: str,
     rows: int = 100_000,
@@ -53,6 +70,7 @@ def write_sample(
     progress: Progress | None = None,
     *,
     replace: bool = False,
+    plugins: PluginHost | None = None,
 ) -> dict[str, int]:
     """Generate the sample dataset and write it to ``url``; return table -> row count.
 
@@ -60,15 +78,14 @@ def write_sample(
     relative path, four for an absolute one), or ``files:///folder`` (one
     ``<table>.parquet`` each; ``files:///folder?format=csv`` for CSV with a header).
     ``progress(table, rows_so_far)`` is called after each batch. Raises UsageError when
-    a sample table exists at the target and ``replace`` is false.
+    a sample table exists at the target and ``replace`` is false. Other schemes come
+    from plugins (``kpiengine_sample_writers``) of ``plugins``, the host of ``kpi
+    sample-data --plugin``; by default the process's (built-ins and installed plugins).
     """
+    from kpiengine.plugins.manager import default_host
+
     check_arguments(rows, seed)
-    scheme = url.partition("://")[0] if "://" in url else ""
-    factory = WRITERS.get(scheme)
-    if factory is None:
-        known = ", ".join(f"{s}://" for s in WRITERS)
-        raise UsageError(f"cannot write the sample data to `{url}`: use one of {known}")
-    writer = factory(url, replace)
+    writer = (plugins or default_host()).sample_writer(url).open(url, replace)
     counts: dict[str, int] = {}
     failure: list[BaseException] = []
 
@@ -342,22 +359,8 @@ def _csv_schema(table: str, schema: pa.Schema) -> pa.Schema:
     return pa.schema(fields)
 
 
-def _postgres_writer(url: str, replace: bool) -> Writer:
-    """PostgreSQL: the writer lives in the kpiengine-postgres plugin (psycopg)."""
-    try:
-        from kpiengine_postgres.sample_writer import PostgresWriter
-    except ImportError as error:
-        raise UsageError(
-            f"writing to PostgreSQL needs the kpiengine-postgres plugin ({error}):"
-            " pip install ./plugins/postgres"
-        ) from None
-    return PostgresWriter(url, replace)
-
-
-WRITERS: dict[str, Callable[[str, bool], Writer]] = {
-    "duckdb": DuckDBWriter,
-    "sqlite": SQLiteWriter,
-    "files": FilesWriter,
-    "postgresql": _postgres_writer,
-    "postgres": _postgres_writer,
-}
+BUILTIN_SAMPLE_WRITERS = (
+    SampleWriterSpec("duckdb", DuckDBWriter, "a DuckDB database file"),
+    SampleWriterSpec("sqlite", SQLiteWriter, "a SQLite database file"),
+    SampleWriterSpec("files", FilesWriter, "a folder of Parquet (?format=csv: CSV) files"),
+)

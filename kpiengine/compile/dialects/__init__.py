@@ -1,20 +1,34 @@
-"""Per-dialect SQL fixes on top of sqlglot.
+"""Dialects: per-dialect SQL fixes on top of sqlglot, and the registry of dialects.
 
 sqlglot transpiles most of what we emit, but not everything is valid or equivalent on
 every engine (e.g. it renders a month bucket for SQLite as ``TIMESTAMP_TRUNC(t, MONTH)``,
 which SQLite does not have). Each engine whose rendering needs a fix gets a small
 :class:`DialectRules` subclass; everything else uses the portable default.
+
+A dialect is registered through the ``kpiengine_dialects`` hook as a :class:`DialectSpec`
+(name, sqlglot dialect, rules, engine type names); the built-in ones below register
+through the same hook (``kpiengine.plugins.builtin``), so a plugin can add ClickHouse the
+way DuckDB is added. ``kpi compile --dialect`` and the conformance kit accept any
+registered dialect.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import re
-from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlglot import exp
 
+if TYPE_CHECKING:
+    from sqlglot.dialects.dialect import Dialect
+
+    from kpiengine.plugins.manager import PluginHost
+
+#: The built-in dialects, in the order ``kpi compile --help`` and the golden tests use.
 DIALECTS = (
     "duckdb",
     "sqlite",
@@ -178,6 +192,21 @@ def null_if_any_null(node: exp.Greatest | exp.Least) -> exp.Expression:
     return exp.Case(ifs=[exp.If(this=any_null, true=exp.Null())], default=kept)
 
 
+class DialectName(str):
+    """A dialect's name as ``FunctionSpec.sql(args, dialect)`` receives it: a plain
+    ``str`` (``dialect == "clickhouse"`` works, a plugin's dialect too) that also carries
+    the dialect's :class:`DialectRules` as ``rules``, so that a function asks the rules of
+    the dialect being compiled for (``median`` asks ``rules.percentile``) without a
+    second lookup in a registry it cannot see."""
+
+    rules: DialectRules
+
+    def __new__(cls, name: str, rules: DialectRules) -> DialectName:
+        made = super().__new__(cls, name)
+        made.rules = rules
+        return made
+
+
 def _date_type() -> exp.DataType:
     return exp.DataType.build(exp.DataType.Type.DATE)
 
@@ -187,8 +216,13 @@ class DialectRules:
 
     name = "duckdb"
 
-    def __init__(self, name: str) -> None:
-        self.name = name
+    def __init__(self, name: str, sqlglot: str | type[Dialect] | None = None) -> None:
+        #: the kpiengine dialect name: what ``FunctionSpec.sql`` receives (a str that
+        #: also carries these rules: :class:`DialectName`)
+        self.name: str = DialectName(name, self)
+        #: the sqlglot dialect the statement is printed in (a plugin's dialect may be
+        #: built on another one's: ``duckdb_strict`` prints as ``duckdb``)
+        self.sqlglot: str | type[Dialect] = sqlglot if sqlglot is not None else name
 
     # -- literals -----------------------------------------------------------------------
     def date_literal(self, value: dt.date) -> exp.Expression:
@@ -220,7 +254,7 @@ class DialectRules:
         window frame on MySQL or T-SQL (it warns and drops it)."""
         from sqlglot.dialects.dialect import Dialect
 
-        small = Dialect.get_or_raise(self.name).NULL_ORDERING == "nulls_are_small"
+        small = Dialect.get_or_raise(self.sqlglot).NULL_ORDERING == "nulls_are_small"
         return exp.Ordered(this=value, nulls_first=small)
 
     # -- periods ------------------------------------------------------------------------
@@ -281,8 +315,8 @@ class DialectRules:
         ).from_(values)
 
 
-#: dialect → module of its rules (a subclass of DialectRules named ``Rules``), imported
-#: only when that dialect is compiled for.
+#: built-in dialect → module of its rules (a subclass of DialectRules named ``Rules``),
+#: imported only when that dialect is compiled for.
 _RULE_MODULES = {
     "sqlite": "kpiengine.compile.dialects.sqlite",
     "postgres": "kpiengine.compile.dialects.postgres",
@@ -291,10 +325,116 @@ _RULE_MODULES = {
 }
 
 
-def rules_for(dialect: str) -> DialectRules:
-    module = _RULE_MODULES.get(dialect)
-    if module is None:
-        return DialectRules(dialect)
-    import importlib
+@dataclass(frozen=True)
+class DialectSpec:
+    """A dialect kpiengine compiles for: what ``kpiengine_dialects`` returns.
 
-    return importlib.import_module(module).Rules(dialect)
+    ``sqlglot`` is the sqlglot dialect the SQL is printed in: a name sqlglot knows
+    (``"clickhouse"``) or a :class:`sqlglot.dialects.dialect.Dialect` subclass; it
+    defaults to ``name``. ``rules`` is a :class:`DialectRules` subclass, or the dotted
+    path of a module holding one named ``Rules`` (``"pkg.module"`` or
+    ``"pkg.module:MyRules"``), imported only when that dialect is compiled for.
+
+    ``type_names`` and ``unwrap`` extend the engine type names ``kpi validate
+    --connector`` knows (KPI504): lower-case type name → category (``string``,
+    ``integer``, ``number``, ``boolean``, ``date``, ``timestamp``, ``time``, ``binary``,
+    ``nested``, ``other``), and wrapper types whose argument is the real type
+    (ClickHouse's ``Nullable(Float64)``, ``LowCardinality(String)``).
+    """
+
+    name: str
+    sqlglot: str | type[Dialect] = ""
+    rules: type[DialectRules] | str = DialectRules
+    type_names: Mapping[str, str] = field(default_factory=dict)
+    unwrap: tuple[str, ...] = ()
+    description: str = ""
+    plugin: str = "builtin"
+
+    @property
+    def sqlglot_dialect(self) -> str | type[Dialect]:
+        return self.sqlglot or self.name
+
+    def make_rules(self) -> DialectRules:
+        """The rules object for this dialect (imports a rules module named by path)."""
+        rules = self.rules
+        if isinstance(rules, str):
+            module, _, attribute = rules.partition(":")
+            rules = getattr(importlib.import_module(module), attribute or "Rules")
+        if not (isinstance(rules, type) and issubclass(rules, DialectRules)):
+            raise TypeError(f"dialect {self.name}: rules must be a DialectRules subclass")
+        return rules(self.name, self.sqlglot_dialect)
+
+
+def builtin_dialects() -> list[DialectSpec]:
+    """The built-in dialects, returned by the built-in plugin's ``kpiengine_dialects``:
+    registered like a plugin's, their rules modules imported only when compiled for."""
+    return [DialectSpec(name, rules=_RULE_MODULES.get(name, DialectRules)) for name in DIALECTS]
+
+
+def dialect_specs(host: PluginHost | None = None) -> dict[str, DialectSpec]:
+    """Registered dialects by name, built-ins first. A name registered twice is a clash:
+    the first keeps it, the other is reported (``kpi plugins``, a warning) and ignored."""
+    from kpiengine.plugins.manager import PluginFailure, default_host
+
+    host = host or default_host()
+    found: dict[str, DialectSpec] = {}
+    for spec in host.collect("kpiengine_dialects"):
+        name = str(getattr(spec, "name", "")).lower()
+        if name in found:
+            owner = found[name].plugin
+            host.report(
+                PluginFailure(spec.plugin, f"dialect `{name}` clashes with {owner}; ignored")
+            )
+            continue
+        found[name] = spec
+    return found
+
+
+def find_dialect(name: str, host: PluginHost | None = None) -> DialectSpec | None:
+    """The registered dialect called ``name``; entry-point plugins are loaded only when
+    the loaded plugins do not have it."""
+    from kpiengine.plugins.manager import default_host
+
+    host = host or default_host()
+    specs = dialect_specs(host)
+    if name.lower() not in specs and host.load_entry_points():
+        specs = dialect_specs(host)
+    return specs.get(name.lower())
+
+
+def dialect_names(host: PluginHost | None = None) -> list[str]:
+    """Every registered dialect name (built-ins in :data:`DIALECTS` order, then plugins')."""
+    from kpiengine.plugins.manager import default_host
+
+    host = host or default_host()
+    host.load_entry_points()
+    return list(dialect_specs(host))
+
+
+def require_dialect(name: str, host: PluginHost | None = None) -> DialectSpec:
+    """The registered dialect ``name``, or a UsageError listing the registered ones."""
+    spec = find_dialect(name, host)
+    if spec is None:
+        from kpiengine.errors import UsageError
+
+        known = ", ".join(dialect_names(host))
+        raise UsageError(
+            f"unknown dialect `{name}`; use one of {known} (a plugin may add more: "
+            "see `kpi plugins`)"
+        )
+    return spec
+
+
+def rules_for(dialect: str, host: PluginHost | None = None) -> DialectRules:
+    """The rules of a registered dialect. A name only sqlglot knows gets the portable
+    rules printed in that sqlglot dialect, as before dialects were registered."""
+    spec = find_dialect(dialect, host)
+    if spec is None:
+        return DialectRules(dialect)
+    return spec.make_rules()
+
+
+def sqlglot_dialect(dialect: str, host: PluginHost | None = None) -> str | type[Dialect]:
+    """The sqlglot dialect that SQL for ``dialect`` (a connection's) is printed in."""
+    spec = find_dialect(dialect, host)
+    return dialect if spec is None else spec.sqlglot_dialect

@@ -1,7 +1,7 @@
 """Diagnostic output formats: one module per format behind one interface.
 
-Every format module has ``render(report: Report) -> str``, where
-:class:`~kpiengine.render.diagnostic_formats.report.Report` holds the diagnostics of one
+Every format module has ``render(report: ValidationReport) -> str``, where
+:class:`~kpiengine.render.diagnostic_formats.report.ValidationReport` holds the diagnostics of one
 ``kpi validate`` run and what some formats need besides them: the file texts (to quote
 lines), every file that was validated (JUnit has a test case per file, clean or not), the
 ``--fail-on`` level (what counts as a failure) and whether colour is wanted. Adding a
@@ -18,9 +18,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from kpiengine.render.diagnostic_formats.report import Report
+    from kpiengine.render.diagnostic_formats.report import ValidationReport
 
-Formatter = Callable[["Report"], str]
+Formatter = Callable[["ValidationReport"], str]
 
 #: Format name → module holding its ``render``; imported only when chosen.
 _MODULES = {

@@ -10,7 +10,7 @@ message can never end a command early or inject another one.
 from __future__ import annotations
 
 from kpiengine.diagnostics import CODES, Diagnostic, Severity
-from kpiengine.render.diagnostic_formats.report import Report, display_path
+from kpiengine.render.diagnostic_formats.report import ValidationReport, display_path
 
 COMMANDS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
 
@@ -40,5 +40,5 @@ def render_one(diagnostic: Diagnostic) -> str:
     return f"::{COMMANDS[diagnostic.severity]} {props}::{escape_data(message)}"
 
 
-def render(report: Report) -> str:
+def render(report: ValidationReport) -> str:
     return "\n".join(render_one(d) for d in report.diagnostics)

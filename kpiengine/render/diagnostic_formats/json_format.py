@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 from kpiengine.diagnostics import CODES, Diagnostic, Severity
-from kpiengine.render.diagnostic_formats.report import Report
+from kpiengine.render.diagnostic_formats.report import ValidationReport
 
 
 def as_dict(diagnostic: Diagnostic) -> dict[str, object]:
@@ -29,7 +29,7 @@ def as_dict(diagnostic: Diagnostic) -> dict[str, object]:
     }
 
 
-def render(report: Report) -> str:
+def render(report: ValidationReport) -> str:
     return json.dumps(
         {
             "diagnostics": [as_dict(d) for d in report.diagnostics],

@@ -12,7 +12,7 @@ import re
 import xml.etree.ElementTree as ET
 
 from kpiengine.diagnostics import Diagnostic
-from kpiengine.render.diagnostic_formats.report import Report, display_path
+from kpiengine.render.diagnostic_formats.report import ValidationReport, display_path
 from kpiengine.render.diagnostic_formats.text import render_one
 
 SUITE = "kpi validate"
@@ -25,7 +25,7 @@ def _clean(text: str) -> str:
     return _NOT_XML.sub("\ufffd", text)
 
 
-def _case(suite: ET.Element, name: str, found: list[Diagnostic], report: Report) -> bool:
+def _case(suite: ET.Element, name: str, found: list[Diagnostic], report: ValidationReport) -> bool:
     case = ET.SubElement(suite, "testcase", classname=SUITE, name=name)
     if name != NO_FILE:
         case.set("file", name)
@@ -48,7 +48,7 @@ def _case(suite: ET.Element, name: str, found: list[Diagnostic], report: Report)
     return bool(failing)
 
 
-def render(report: Report) -> str:
+def render(report: ValidationReport) -> str:
     by_file: dict[str, list[Diagnostic]] = {display_path(f): [] for f in report.files}
     for diagnostic in report.diagnostics:
         name = display_path(diagnostic.span.file) if diagnostic.span else NO_FILE

@@ -16,8 +16,9 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class Report:
-    """The outcome of one validation, as every formatter sees it."""
+class ValidationReport:
+    """The outcome of one validation, as every formatter sees it (``kpi validate``; the
+    data of ``kpi report`` is :class:`~kpiengine.render.report_data.ReportData`)."""
 
     diagnostics: Sequence[Diagnostic]
     texts: SourceTexts = field(default_factory=SourceTexts)
@@ -34,7 +35,7 @@ class Report:
         diagnostics: Sequence[Diagnostic],
         fail_on: Severity = Severity.ERROR,
         colour: bool = False,
-    ) -> Report:
+    ) -> ValidationReport:
         return cls(
             diagnostics,
             project.texts,
@@ -84,7 +85,7 @@ def display_path(file: str) -> str:
     return Path(os.path.normpath(path)).as_posix()
 
 
-def severity_counts(report: Report) -> str:
+def severity_counts(report: ValidationReport) -> str:
     """``2 errors, 1 warning``: the non-zero counts, most severe first."""
     parts = []
     for severity in sorted(Severity, reverse=True):

@@ -12,7 +12,7 @@ import json
 from urllib.parse import quote
 
 from kpiengine.diagnostics import CODES, Diagnostic, Severity
-from kpiengine.render.diagnostic_formats.report import Report, display_path
+from kpiengine.render.diagnostic_formats.report import ValidationReport, display_path
 
 SCHEMA_URI = (
     "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
@@ -77,7 +77,7 @@ def _result(diagnostic: Diagnostic, rule_index: int) -> dict[str, object]:
     return result
 
 
-def render(report: Report) -> str:
+def render(report: ValidationReport) -> str:
     codes = sorted({d.code for d in report.diagnostics})
     index = {code: i for i, code in enumerate(codes)}
     run = {

@@ -4,7 +4,7 @@ then a one-line summary. Colour only when the CLI says the output is a terminal.
 from __future__ import annotations
 
 from kpiengine.diagnostics import Diagnostic, Severity
-from kpiengine.render.diagnostic_formats.report import Report, severity_counts
+from kpiengine.render.diagnostic_formats.report import ValidationReport, severity_counts
 from kpiengine.source import SourceTexts, caret_excerpt
 
 _COLOURS = {Severity.ERROR: "\033[31m", Severity.WARNING: "\033[33m", Severity.INFO: "\033[36m"}
@@ -30,7 +30,7 @@ def render_one(diagnostic: Diagnostic, texts: SourceTexts, colour: bool = False)
     return "\n".join(lines)
 
 
-def summary(report: Report) -> str:
+def summary(report: ValidationReport) -> str:
     counts = severity_counts(report)
     if report.failed:
         files = len({d.span.file for d in report.diagnostics if d.span})
@@ -39,7 +39,7 @@ def summary(report: Report) -> str:
     return f"{ok} ({counts})" if counts else ok
 
 
-def render(report: Report) -> str:
+def render(report: ValidationReport) -> str:
     parts = [render_one(d, report.texts, report.colour) for d in report.diagnostics]
     parts.append(summary(report))
     return "\n".join(parts)

@@ -1,9 +1,10 @@
 """Write Arrow tables (the sample dataset) to PostgreSQL: one transaction, COPY in CSV.
 
-``kpi sample-data --to postgresql://user@host/db`` uses :class:`PostgresWriter` through
-``kpiengine.sample.write.WRITERS``. Tables go to the connection's current schema (the
-first of the search path; ``?options=-csearch_path%3Dsample`` picks another). Every
-table is created and filled inside one transaction: on any error nothing is left behind.
+``kpi sample-data --to postgresql://user@host/db`` uses :class:`PostgresWriter`, which
+the plugin registers through the ``kpiengine_sample_writers`` hook. Tables go to the
+connection's current schema (the first of the search path;
+``?options=-csearch_path%3Dsample`` picks another). Every table is created and filled
+inside one transaction: on any error nothing is left behind.
 """
 
 from __future__ import annotations
