@@ -16,7 +16,7 @@ $(VENV)/.base: pyproject.toml | $(BIN)/python
 	touch $@
 
 # plugin packages of this repo, installed editable next to the engine for the tests
-PLUGINS := $(wildcard plugins/postgres plugins/spark plugins/example-functions)
+PLUGINS := $(wildcard plugins/postgres plugins/spark plugins/example-functions plugins/clickhouse plugins/mysql)
 
 $(VENV)/.test: pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS)) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]' $(addprefix -e ,$(PLUGINS))
@@ -25,10 +25,10 @@ $(VENV)/.test: pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS)) | $(BIN)/p
 demo: $(VENV)/.base
 	$(BIN)/kpi demo --out demo
 
-# A throwaway PostgreSQL server (scripts/pg-start.sh) is up while the tests run and is
+# Throwaway PostgreSQL and MariaDB servers (scripts/engines-run.sh) are up while the tests run and are
 # removed after them, whatever their outcome; the exit status is pytest's.
 test: $(VENV)/.test lint browser
-	scripts/pg-run.sh $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	scripts/engines-run.sh $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 test-fast: $(VENV)/.test
 	$(BIN)/python -m pytest -q -m "not slow" -x $(PYTEST_ARGS)
