@@ -414,6 +414,17 @@ def _check_template(path: Path) -> None:
     help="Import the modules of the project's `plugins:` list (project code; off by "
     "default, also on with KPI_ALLOW_PLUGINS=1).",
 )
+@click.option(
+    "--dialect",
+    metavar="D",
+    help="Also check that every KPI can be compiled for this SQL dialect (KPI404: a "
+    "function the warehouse's engine cannot compute as kpiengine does).",
+)
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Do not check tables and columns against the project's `connector:`.",
+)
 @_common
 def validate(
     path: Path | None,
@@ -421,6 +432,8 @@ def validate(
     fail_on: str | None,
     output_file: Path | None,
     allow_plugins: bool,
+    dialect: str | None,
+    offline: bool,
     project_path: Path | None,
     connector_url: str | None,
     plugins: tuple[str, ...],
@@ -440,6 +453,8 @@ def validate(
       kpi validate --format github --fail-on warning
       kpi validate --format sarif -o kpi.sarif
       kpi validate --connector duckdb:///warehouse.duckdb
+      kpi validate --offline
+      kpi validate --dialect mysql
     """
     import os
 
@@ -456,12 +471,18 @@ def validate(
     model, diagnostics = api.load_and_check(
         path or project_path, allow_plugins=allowed, plugins=host
     )
-    if connector_url:  # also: do the tables, columns and types exist in the warehouse?
+    if dialect:  # also: can the warehouse's engine compute every KPI as kpiengine does?
+        from kpiengine.compile.dialects import require_dialect
+        from kpiengine.compile.dialects.capabilities import check_dialect
         from kpiengine.diagnostics import Diagnostic
-        from kpiengine.execute.warehouse_check import check_warehouse
 
-        with host.connect(connector_url) as connection:
-            found = check_warehouse(model, connection, host)
+        rules = require_dialect(dialect, host).make_rules()
+        found = check_dialect(model, rules, host.functions())
+        diagnostics = sorted([*diagnostics, *found], key=Diagnostic.sort_key)
+    if connector_url or (model.connector and not offline):
+        from kpiengine.diagnostics import Diagnostic
+
+        found = _warehouse_findings(model, host, connector_url)
         diagnostics = sorted([*diagnostics, *found], key=Diagnostic.sort_key)
     level = Severity[(fail_on or model.validate_fail_on or "error").upper()]
     colour = (
@@ -478,6 +499,29 @@ def validate(
         click.echo(output)
     if report.failed:
         sys.exit(1)
+
+
+def _warehouse_findings(model: Any, host: Any, explicit: str | None) -> list[Any]:
+    """Tables, columns and types the definitions use that the warehouse lacks. With an
+    explicit --connector, a connection that fails is an engine error (exit 3); the
+    project's own `connector:` is checked only when reachable: otherwise a warning, since
+    validation must work where the warehouse is not (a laptop offline, CI of a fork)."""
+    from kpiengine.execute.warehouse_check import check_warehouse
+
+    if explicit:
+        with host.connect(explicit) as connection:
+            return check_warehouse(model, connection, host)
+    url = _relative_to(model.connector, model.root)
+    try:
+        connection = host.connect(url)
+    except (EngineError, UsageError) as error:
+        say(
+            f"kpi: warning: the project's connector is not reachable ({error}); tables and "
+            "columns were not checked against the warehouse (--offline skips this check)"
+        )
+        return []
+    with connection:
+        return check_warehouse(model, connection, host)
 
 
 @cli.command(name="list")
@@ -949,6 +993,83 @@ def init_command(folder: Path, connector_url: str | None) -> None:
     for path in written:
         click.echo(f"wrote {path}")
     click.echo(f"next: kpi validate {folder} && kpi test {folder}")
+
+
+@cli.command(name="diff")
+@click.argument("base")
+@click.argument("head", required=False)
+@click.option("--grain", type=click.Choice(GRAINS), default="month", show_default=True)
+@click.option("--by", "by", multiple=True, metavar="DIM", help="Group by a dimension (repeatable).")
+@click.option("--from", "start", metavar="DATE", help="Range start (included).")
+@click.option("--to", "end", metavar="DATE", help="Range end (excluded).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "markdown", "json"]),
+    default="text",
+    show_default=True,
+    help="text for terminals, markdown for a pull-request comment, json for tools.",
+)
+@click.option(
+    "--fail-on-change",
+    is_flag=True,
+    help="Exit 1 when a KPI was added, removed or changed, or a value moved "
+    "(title/description-only changes do not count).",
+)
+@click.option(
+    "--allow-plugins",
+    "allow_plugins",
+    is_flag=True,
+    help="Import the modules of both sides' `plugins:` lists (off by default, also on "
+    "with KPI_ALLOW_PLUGINS=1).",
+)
+@_common
+def diff_command(
+    base: str,
+    head: str | None,
+    grain: str,
+    by: tuple[str, ...],
+    start: str | None,
+    end: str | None,
+    fmt: str,
+    fail_on_change: bool,
+    allow_plugins: bool,
+    project_path: Path | None,
+    connector_url: str | None,
+    plugins: tuple[str, ...],
+) -> None:
+    """Compare the KPIs of two git revisions or folders: definitions and values.
+
+    BASE and HEAD are folders or git revisions of the project's repository (read into
+    temporary folders; your work tree is not touched); HEAD defaults to the working
+    tree. Only the KPIs whose meaning changed, and those using them, are computed, on
+    --connector (default: HEAD's `connector:`). Neither side's `plugins:` are imported
+    unless --allow-plugins.
+
+    \b
+    Exit 0, or 1 with --fail-on-change when something changed; 2 on usage errors.
+    Example:
+      kpi diff origin/main --from 2024-01-01 --to 2025-01-01 --format markdown
+      kpi diff old_definitions/ definitions/ --fail-on-change
+    """
+    from kpiengine import api
+    from kpiengine.loader.definitions import find_project_root
+    from kpiengine.review.diff import SideError, run_diff
+    from kpiengine.review.diff_formats import render
+
+    allowed = allow_plugins or api.plugins_allowed_by_environment()
+    options = {"grain": grain, "start": start, "end": end, "by": by}
+    project = project_path if project_path is not None else find_project_root()
+    try:
+        found = run_diff(base, head, project, connector_url, options, allowed, plugins)
+    except SideError as error:
+        say(f"kpi: error: the definitions of {error.label} have errors:")
+        raise
+    if found.values_skipped:
+        say(f"kpi: warning: values not compared: {found.values_skipped}")
+    click.echo(render(found, fmt))
+    if fail_on_change and found.changed:
+        raise SystemExit(1)
 
 
 # -- entry point -----------------------------------------------------------------------

@@ -60,6 +60,8 @@ CODES: dict[str, str] = {
     "KPI320": "unknown name in a message template",
     "KPI401": "invalid run request",
     "KPI402": "time offset over the period limit",
+    "KPI404": "not available on this dialect",
+    "KPI405": "dialect cannot express this",
     "KPI501": "engine error",
     "KPI502": "table missing in the warehouse",
     "KPI503": "column missing in the warehouse",

@@ -121,10 +121,19 @@ JOIN_KEYS = {
 }
 
 
+#: The catalog's conformed dimensions (definitions/kpiengine.yaml): a table's own column of
+#: that name, else the account's through the table's join to accounts.
+CONFORMED = {"region": "accounts.region", "segment": "accounts.segment"}
+
+
 def with_dimension(tables: dict[str, pd.DataFrame], table: str, dimension: str) -> pd.DataFrame:
     """The table with a column named ``dimension`` (a left join for `source.column`)."""
     df = tables[table]
     if "." not in dimension:
+        if dimension in df.columns or dimension not in CONFORMED:
+            return df
+        df = with_dimension(tables, table, CONFORMED[dimension])
+        df[dimension] = df[CONFORMED[dimension]]
         return df
     owner, column = dimension.split(".")
     df = df.copy()

@@ -115,4 +115,5 @@ def test_examples_do_what_they_say(code, tmp_path):
 
 
 def test_most_codes_have_runnable_examples():
-    assert len(RUNNABLE) >= len(CODES) - 10
+    # KPI404 and KPI405 need a dialect (`--dialect`), not definitions alone: console examples
+    assert len(RUNNABLE) >= len(CODES) - 12

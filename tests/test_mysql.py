@@ -161,20 +161,19 @@ def load_mysql(tables: Mapping[str, pa.Table]) -> str:
 # -- the conformance kit ------------------------------------------------------------------
 
 _NO_PERCENTILE = (
-    "median/percentile compile to PERCENTILE_CONT(p) WITHIN GROUP (ORDER BY x), which MySQL"
-    " does not have and MariaDB has only as a window function (syntax error): issue 12's"
-    " compile-time refusal"
+    "median/percentile are refused on mysql at compile time (KPI404): MySQL has no"
+    " PERCENTILE_CONT aggregate and MariaDB has it only as a window function"
 )
-#: Kit cases the built-in `mysql` dialect gets wrong (strict xfail: remove when fixed).
+_NO_ROUND = (
+    "round is refused on mysql at compile time (KPI404): MySQL rounds DOUBLE halves to even"
+    " and a KPI cannot tell a DOUBLE from a DECIMAL (docs/dialects.md)"
+)
+#: Kit cases the `mysql` dialect refuses (strict xfail: remove when it can express them).
 MYSQL_GAPS: dict[str, str] = {
     "month-aggregates": _NO_PERCENTILE,
     "fiscal-quarter": _NO_PERCENTILE,
     "year": _NO_PERCENTILE,
-    "week": (
-        "sqlglot renders the week bucket as DATE_ADD('0000-01-01', INTERVAL"
-        " TIMESTAMPDIFF(WEEK, '0000-01-01', t) WEEK): weeks counted from 0000-01-01, not"
-        " from a Monday; needs a mysql rule (DATE_SUB(DATE(t), INTERVAL WEEKDAY(t) DAY))"
-    ),
+    "month-conditions-and-nulls": _NO_ROUND,
 }
 
 

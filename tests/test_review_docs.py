@@ -67,11 +67,6 @@ def test_readme_make_targets_exist():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="README's `kpi run win_rate mrr --by region` gives KPI310 until conformed "
-    "dimensions land (issue 15 friction list); then remove this mark",
-    strict=False,
-)
 def test_readme_kpi_commands_run(tmp_path, monkeypatch, capsys):
     """README's `kpi` commands, on a copy of the catalog over a small sample warehouse
     at the place the catalog's project file names (demo/warehouse.duckdb)."""

@@ -361,9 +361,10 @@ def test_an_empty_where_is_a_usage_error(env, capsys, where):
 
 
 def test_dialect_warnings_are_kpi_warnings_not_raw_log_lines(tmp_path, capsys, monkeypatch):
-    """sqlglot logs what a dialect cannot express ("Arrays are not supported by MySQL");
-    the CLI shows each once as a `kpi: warning:` line, never as a raw log line. The SQL
-    comes from a function plugin here: the built-in functions translate cleanly."""
+    """sqlglot reports what a dialect cannot express ("Arrays are not supported by MySQL");
+    the CLI shows it as a positioned KPI405 error (issue 12; it was a `kpi: warning:`
+    line), never as a raw log line. The SQL comes from a function plugin here: the
+    built-in functions translate cleanly (or are refused with KPI404)."""
     module = f"kpi_array_{uuid.uuid4().hex[:8]}"
     (tmp_path / f"{module}.py").write_text(
         "from sqlglot import exp\n"
@@ -383,11 +384,13 @@ def test_dialect_warnings_are_kpi_warnings_not_raw_log_lines(tmp_path, capsys, m
     root = write_files(tmp_path / "defs", files)
     args = ["compile", "arrays", "--project", str(root), "--plugin", module, "--by", "region"]
     code, out, err = kpi(capsys, *args, "--dialect", "mysql")
-    assert code == 0
-    assert out.rstrip().endswith(";")
-    assert err.splitlines() == [
-        "kpi: warning: mysql cannot express this: Arrays are not supported by MySQL"
-    ]
+    # issue 12: what a dialect cannot express is an error at the KPI (KPI405), not a
+    # warning beside SQL that fails on the engine; still no raw log line
+    assert code == 1 and not out
+    [line] = [line for line in err.splitlines() if "KPI405" in line]
+    assert "array.yaml:" in line
+    assert "KPI405 mysql cannot express KPI `arrays`: Arrays are not supported by MySQL" in line
+    assert "WARNING" not in err and "sqlglot" not in err
 
 
 # -- 6. passwords ------------------------------------------------------------------------------

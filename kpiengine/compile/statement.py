@@ -18,12 +18,17 @@ literals, so it is quoted and escaped by sqlglot, never pasted.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
+from sqlglot.errors import ErrorLevel, UnsupportedError
 
 from kpiengine.compile.dialects import DialectRules, column_ref, rules_for, table_ref
+from kpiengine.compile.dialects.capabilities import refusals
+from kpiengine.diagnostics import Diagnostic
+from kpiengine.errors import DefinitionError, UsageError
 from kpiengine.language.ast import (
     Between,
     Binary,
@@ -38,10 +43,10 @@ from kpiengine.language.ast import (
     walk,
 )
 from kpiengine.language.functions import AGGREGATE, TIME, FunctionRegistry
-from kpiengine.language.names import resolve_column
-from kpiengine.plan.periods import spine
+from kpiengine.language.names import join_alias, resolve_column
+from kpiengine.plan.periods import DateOutOfRange, fixed_offset_rows, offset_rows, spine
 from kpiengine.plan.planner import KpiColumn, Measure, Plan, Scan
-from kpiengine.plan.time_functions import periods_argument
+from kpiengine.plan.time_functions import offset_unit, periods_argument
 
 if TYPE_CHECKING:
     from kpiengine.plugins.manager import PluginHost
@@ -185,14 +190,64 @@ def compile_plan(
     up in ``host``, by default the process's), printed in its sqlglot dialect; or a
     rules object (tests compare with plain ``DialectRules("spark")``)."""
     rules = rules_for(dialect, host) if isinstance(dialect, str) else dialect
-    return build_query(plan, rules).sql(dialect=rules.sqlglot, pretty=pretty, copy=False)
+    query = build_query(plan, rules)
+    try:
+        # what sqlglot cannot translate is an error, not a warning and SQL that fails
+        return query.sql(dialect=rules.sqlglot, pretty=pretty, unsupported_level=ErrorLevel.RAISE)
+    except UnsupportedError as error:
+        raise DefinitionError(_untranslatable(plan, query, rules, error)) from None
 
 
 def build_query(
     plan: Plan, dialect: str | DialectRules = "duckdb", host: PluginHost | None = None
 ) -> exp.Select:
+    """The statement's tree; a KPI the dialect cannot express raises DefinitionError
+    (KPI404 at the function or operator, per the dialect's capability table)."""
     rules = rules_for(dialect, host) if isinstance(dialect, str) else dialect
+    problems = refusals(_plan_trees(plan), rules, plan.functions)
+    if problems:
+        raise DefinitionError(problems)
     return rules.finish(_QueryBuilder(plan, rules).build())
+
+
+def _plan_trees(plan: Plan) -> list[Node | None]:
+    """Every expression the statement compiles: KPIs, row filters, ``--where``."""
+    where = plan.request.where
+    return [
+        *(column.expression for column in plan.columns.values()),
+        *(scan.row_filter for scan in plan.scans),
+        where.tree if where is not None else None,
+    ]
+
+
+def _untranslatable(
+    plan: Plan, query: exp.Select, rules: DialectRules, error: UnsupportedError
+) -> list[Diagnostic]:
+    """KPI405 for what sqlglot cannot print in the dialect, at the KPI whose column holds
+    it: each KPI's and each measure's expression is printed alone to find which."""
+    owners: dict[str, KpiColumn] = {}
+    for column in plan.columns.values():
+        owners[column.alias] = column
+        for measure in column.measures.values():
+            owners.setdefault(measure.alias, column)
+    found: list[Diagnostic] = []
+    for alias in query.find_all(exp.Alias):
+        column = owners.get(alias.alias)
+        if column is None:
+            continue
+        try:
+            alias.this.sql(dialect=rules.sqlglot, unsupported_level=ErrorLevel.RAISE)
+        except UnsupportedError as part:
+            message = f"{rules.name} cannot express KPI `{column.name}`: {_first(part)}"
+            found.append(Diagnostic("KPI405", message, column.expression.span))
+    if not found:  # a part no KPI owns (the grid, the joins)
+        found.append(Diagnostic("KPI405", f"{rules.name} cannot express this: {_first(error)}"))
+    return list({(d.span, d.message): d for d in found}.values())
+
+
+def _first(error: UnsupportedError) -> str:
+    """sqlglot's first message (it joins every unsupported construct with newlines)."""
+    return str(error).strip().splitlines()[0]
 
 
 class _QueryBuilder:
@@ -292,12 +347,12 @@ class _QueryBuilder:
     def _scan_source(self, scan: Scan) -> exp.Select:
         """``FROM <table> AS t LEFT JOIN <joined> ...`` with nothing selected yet."""
         query = exp.Select().from_(table_ref(scan.source.table, SOURCE_ALIAS), copy=False)
-        for join in scan.joins:
-            alias = f"j_{join.source}"
+        for path in scan.joins:  # each path after its prefix: chains of LEFT JOINs
+            join = path[-1]
+            alias = join_alias(path)
+            left = join_alias(path[:-1]) if len(path) > 1 else SOURCE_ALIAS
             target = self.plan.project.sources[join.source]
-            on = exp.EQ(
-                this=column_ref(join.left, SOURCE_ALIAS), expression=column_ref(join.right, alias)
-            )
+            on = exp.EQ(this=column_ref(join.left, left), expression=column_ref(join.right, alias))
             query = query.join(_left_join(table_ref(target.table, alias), on), copy=False)
         return query
 
@@ -389,7 +444,7 @@ class _QueryBuilder:
 
     @staticmethod
     def _ref(ref) -> exp.Column:  # type: ignore[no-untyped-def]
-        table = SOURCE_ALIAS if ref.join is None else f"j_{ref.join.source}"
+        table = ref.alias or SOURCE_ALIAS
         return column_ref(ref.column.name, table)
 
     # -- grid -------------------------------------------------------------------------
@@ -575,9 +630,9 @@ class _QueryBuilder:
         value = args[0]
         n = periods_argument(node)
         if node.name == "previous":
-            return self._window(exp.Lag(this=value, offset=exp.Literal.number(n)), table)
+            return self._before(node, value, table)
         if node.name == "growth":
-            before = self._window(exp.Lag(this=value, offset=exp.Literal.number(n)), table)
+            before = self._before(node, value.copy(), table)
             return divide(
                 self.rules, exp.Sub(this=_paren(value.copy()), expression=before), before.copy()
             )
@@ -596,6 +651,57 @@ class _QueryBuilder:
                 expression=exp.Coalesce(this=last_break, expressions=[exp.Literal.number(0)]),
             )
         raise AssertionError(f"unknown time function {node.name}")
+
+    def _before(self, node: Call, value: exp.Expression, table: str) -> exp.Expression:
+        """``value`` at the period ``previous``/``growth`` compares with (SPEC §13.2).
+
+        A fixed number of rows back over the complete grid is one ``LAG`` (every period
+        form, and calendar offsets a grain divides: a year at month grain is 12 rows).
+        Where the offset varies with the date (months or years at day or week grain), the
+        rows back are computed here per period with the spine's own calendar arithmetic,
+        and the statement picks the ``LAG`` of each run of periods sharing an offset:
+        ``CASE WHEN period >= <run start> THEN LAG(value, m) ...``. Plain LAG, CASE and
+        date literals, so it runs on every dialect, in the same one statement."""
+        grain = self.plan.request.grain
+        n = periods_argument(node)
+        unit = offset_unit(node, grain)
+        fixed = fixed_offset_rows(n, unit, grain)
+        if fixed is not None:
+            return self._window(exp.Lag(this=value, offset=exp.Literal.number(fixed)), table)
+        runs = self._offset_runs(node, n, unit)
+        *earlier, (_, last_rows) = runs
+        result = self._window(exp.Lag(this=value, offset=exp.Literal.number(last_rows)), table)
+        if not earlier:
+            return result
+        ifs = []
+        for start, rows in reversed(runs[1:]):
+            lag = exp.Lag(this=value.copy(), offset=exp.Literal.number(rows))
+            since = exp.GTE(
+                this=exp.column("period", table=table), expression=self.rules.date_literal(start)
+            )
+            ifs.append(exp.If(this=since, true=self._window(lag, table)))
+        first = exp.Lag(this=value.copy(), offset=exp.Literal.number(runs[0][1]))
+        return exp.Case(ifs=ifs, default=self._window(first, table))
+
+    def _offset_runs(self, node: Call, n: int, unit: str) -> list[tuple[dt.date, int]]:
+        """(first period, rows back) of each run of consecutive spine periods whose
+        calendar offset is the same number of rows, oldest first."""
+        plan = self.plan
+        if plan.periods is None:
+            raise UsageError(
+                f"`{node.name}(…, {n}, {unit})` at {plan.request.grain} grain needs the range "
+                "to compile: give --from and --to"
+            )
+        calendar = plan.project.fiscal_year_start, plan.project.week_start
+        runs: list[tuple[dt.date, int]] = []
+        for index, period in enumerate(plan.periods):
+            try:
+                rows = offset_rows(period, plan.request.grain, n, unit, *calendar)
+            except DateOutOfRange:  # before the year 1: before the grid, null
+                rows = index + 1
+            if not runs or runs[-1][1] != rows:
+                runs.append((period, rows))
+        return runs or [(dt.date.min, n)]
 
     def _window(
         self, function: exp.Expression, table: str, preceding: int | bool | None = False

@@ -40,8 +40,10 @@ from kpiengine.language.names import (
     dimension_available,
     referenced_kpis,
     resolve_column,
+    unresolved_reason,
 )
 from kpiengine.loader.model import Expression, Kpi, Project, Rule, Source
+from kpiengine.loader.vocabulary import TIME_GRAINS
 from kpiengine.source import Span
 
 TEMPORAL = frozenset({"date", "timestamp"})
@@ -123,7 +125,13 @@ class _Checker:
         assert scope.source is not None
         ref = resolve_column(scope.project, scope.source, node.parts)
         if ref is None:
-            hint = did_you_mean(node.dotted, column_candidates(scope.project, scope.source))
+            reason = unresolved_reason(scope.project, scope.source, node.parts)
+            if reason is not None and reason.startswith("ambiguous"):
+                scope.error("KPI313", reason.split(";")[0], node.span, _EXPLICIT_PATH)
+                return "null"
+            hint = reason or did_you_mean(
+                node.dotted, column_candidates(scope.project, scope.source)
+            )
             if hint is None and node.dotted in scope.project.kpis:
                 hint = (
                     f"`{node.dotted}` is a KPI; KPIs are combined in a derived KPI "
@@ -263,6 +271,12 @@ class _Checker:
         kinds: list[str] = []
         for index, arg in enumerate(node.args):
             param = spec.params[min(index, len(spec.params) - 1)] if spec.params else "any"
+            if param == "unit" and index >= len(spec.params):
+                param = "any"  # an argument too many: KPI304 already, no KPI316 echo
+            if param == "unit":  # a bare word, not a KPI: never inferred as a name
+                self._check_unit(node.name, arg)
+                kinds.append("null")
+                continue
             kind = self.infer(arg, now_inside)
             kinds.append(kind)
             self._check_param(node.name, param, arg, kind)
@@ -288,6 +302,23 @@ class _Checker:
                 value.span,
                 f"e.g. {node.name}(amount{', 0.9' if len(node.args) > 1 else ''})",
             )
+
+    def _check_unit(self, function: str, arg: Node) -> None:
+        """The calendar unit of ``previous(k, n, year)``: one of the time grains, written
+        as a bare word. Whether it is finer than the run's grain is the planner's check
+        (the grain is a run option)."""
+        word = arg.parts[0] if isinstance(arg, Name) and len(arg.parts) == 1 else None
+        if word in TIME_GRAINS:
+            return
+        shown = word if word is not None else _shorten(_text(arg))
+        self.scope.error(
+            "KPI316",
+            f"the calendar unit of `{function}` must be one of {', '.join(TIME_GRAINS)}, "
+            f"not `{shown}`",
+            arg.span,
+            (did_you_mean(word, TIME_GRAINS) if word is not None else None)
+            or f"e.g. {function}(revenue, 1, year): the same period a year earlier",
+        )
 
     def _check_param(self, function: str, param: str, arg: Node, kind: str) -> None:
         if param == "digits":
@@ -421,8 +452,10 @@ def check_project(project: Project, functions: FunctionRegistry | None = None) -
     """Every problem in the project's sources, KPIs and rules."""
     functions = functions or default_registry()
     found: list[Diagnostic] = []
+    found.extend(_check_conformed(project))
     for source in project.sources.values():
         found.extend(_check_source(project, source))
+        found.extend(_check_mappings(project, source))
     for kpi in project.kpis.values():
         found.extend(_check_kpi(project, kpi, functions))
     found.extend(_check_cycles(project))
@@ -463,6 +496,73 @@ def _check_source(project: Project, source: Source) -> list[Diagnostic]:
                     f"join column `{join.right}` is not a column of `{target.name}`",
                     join.span,
                     did_you_mean(join.right, target.columns),
+                )
+            )
+    return found
+
+
+_EXPLICIT_PATH = "name the path explicitly, e.g. `subscriptions.accounts.region`"
+
+
+def _check_conformed(project: Project) -> list[Diagnostic]:
+    """Each conformed dimension names ``source.column`` of a known source."""
+    found = []
+    for dimension in project.dimensions.values():
+        owner, column = dimension.column.split(".", 1)
+        source = project.sources.get(owner)
+        if source is None:
+            found.append(
+                Diagnostic(
+                    "KPI311",
+                    f"conformed dimension `{dimension.name}`: unknown source `{owner}`",
+                    dimension.span,
+                    did_you_mean(owner, project.sources),
+                )
+            )
+        elif column not in source.columns:
+            found.append(
+                Diagnostic(
+                    "KPI301",
+                    f"conformed dimension `{dimension.name}`: unknown column `{column}` "
+                    f"in source `{owner}`",
+                    dimension.span,
+                    did_you_mean(column, source.columns),
+                )
+            )
+    return found
+
+
+def _check_mappings(project: Project, source: Source) -> list[Diagnostic]:
+    """A source maps only conformed dimensions, each to a column it can reach."""
+    found = []
+    for mapping in source.dimensions.values():
+        if mapping.name not in project.dimensions:
+            hint = did_you_mean(mapping.name, project.dimensions) or (
+                "declare it under `dimensions:` in kpiengine.yaml, e.g. "
+                f"`{mapping.name}: {{column: {source.name}.{mapping.column}}}`"
+            )
+            found.append(
+                Diagnostic(
+                    "KPI310",
+                    f"unknown conformed dimension `{mapping.name}` in source `{source.name}`",
+                    mapping.span,
+                    hint,
+                )
+            )
+            continue
+        if resolve_column(project, source, (mapping.name,)) is None:
+            reason = unresolved_reason(project, source, tuple(mapping.column.split(".")))
+            found.append(
+                Diagnostic(
+                    "KPI313" if reason else "KPI301",
+                    reason.split(";")[0]
+                    if reason
+                    else f"dimension `{mapping.name}` maps to unknown column `{mapping.column}` "
+                    f"in source `{source.name}`",
+                    mapping.span,
+                    _EXPLICIT_PATH
+                    if reason
+                    else did_you_mean(mapping.column, column_candidates(project, source)),
                 )
             )
     return found
@@ -537,13 +637,18 @@ def _check_source_kpi(project: Project, kpi: Kpi, functions: FunctionRegistry) -
     else:
         scope.diagnostics.extend(_check_time_column(source, time, kpi.time_span or kpi.span))
     for dimension, span in zip(kpi.dimensions or (), kpi.dimension_spans, strict=False):
-        if resolve_column(project, source, tuple(dimension.split("."))) is None:
+        parts = tuple(dimension.split("."))
+        if resolve_column(project, source, parts) is None:
+            reason = unresolved_reason(project, source, parts)
+            if reason is not None and reason.startswith("ambiguous"):
+                scope.error("KPI313", reason.split(";")[0], span, _EXPLICIT_PATH)
+                continue
             scope.error(
                 "KPI310",
-                f"dimension `{dimension}` is not a column of `{source.name}` "
-                "or of a source joined to it",
+                f"dimension `{dimension}` is not a column of `{source.name}`, "
+                "of a source it joins to, or a conformed dimension it reaches",
                 span,
-                did_you_mean(dimension, column_candidates(project, source)),
+                reason or did_you_mean(dimension, column_candidates(project, source)),
             )
     return scope.diagnostics
 
@@ -580,11 +685,16 @@ def _check_derived(project: Project, kpi: Kpi, functions: FunctionRegistry) -> l
     for dimension, span in zip(kpi.dimensions or (), kpi.dimension_spans, strict=False):
         for base in base_kpis(project, kpi.name):
             if not dimension_available(project, base, dimension):
+                base_source = project.sources.get(base.source or "")
+                reason = base_source and unresolved_reason(
+                    project, base_source, tuple(dimension.split("."))
+                )
                 scope.error(
                     "KPI310",
                     f"dimension `{dimension}` is not available: input KPI "
                     f"`{base.name}` cannot be grouped by it",
                     span,
+                    reason or None,
                 )
                 break
     return scope.diagnostics

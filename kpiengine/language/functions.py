@@ -8,9 +8,11 @@ which passes sqlglot expressions in.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from kpiengine.language.ast import Call, Name, Node
 
 #: Parameter kinds a signature may use.
 #: number | string | boolean | temporal | orderable | any   — a value of that type
@@ -19,9 +21,12 @@ from typing import Any
 #: digits    — a whole-number literal from -400 to 400, optionally negated (round): engines
 #:             refuse a fraction (`round(x, 0.5)`) and numbers beyond 32 bits, rules would
 #:             truncate one, and past ±400 decimals a double no longer changes
+#: unit      — a calendar unit written as a bare word: day, week, month, quarter or year
+#:             (``previous(k, 1, year)``); not a KPI name, so name walks skip it
 #: kpi       — a KPI-level numeric expression (time functions)
 PARAM_KINDS = (
-    "number", "string", "boolean", "temporal", "orderable", "any", "fraction", "periods", "digits"
+    "number", "string", "boolean", "temporal", "orderable", "any", "fraction", "periods",
+    "digits", "unit",
 )  # fmt: skip
 
 ROW, AGGREGATE, TIME = "row", "aggregate", "time"
@@ -39,6 +44,10 @@ class FunctionSpec:
     ``needs_column`` marks aggregates whose first argument must read a column: engines
     take a constant there for something else (DuckDB's ``QUANTILE_CONT(x ORDER BY 0.5)``
     is a binder error, ``ORDER BY 1`` a column position), so the checker refuses it.
+    ``needs`` names the SQL capabilities the function is compiled with (keys of
+    :data:`kpiengine.compile.dialects.capabilities.CAPABILITIES`): a dialect whose rules
+    refuse one of them refuses the KPI (KPI404) at the call, instead of emitting SQL that
+    fails or, worse, gives another number on that engine.
     """
 
     name: str
@@ -50,6 +59,7 @@ class FunctionSpec:
     variadic: bool = False
     counts: bool = False
     needs_column: bool = False
+    needs: tuple[str, ...] = ()
     sql: Callable[[Sequence[Any], str], Any] | None = None
     plugin: str = "builtin"
 
@@ -164,6 +174,7 @@ BUILTIN_FUNCTIONS: tuple[FunctionSpec, ...] = (
         "number",
         "Round to n decimals (default 0; a whole number, negative rounds to tens, hundreds…).",
         optional=1,
+        needs=("round_ties",),
         sql=_round,
     ),
     FunctionSpec(
@@ -173,6 +184,7 @@ BUILTIN_FUNCTIONS: tuple[FunctionSpec, ...] = (
         "common",
         "Smallest argument.",
         variadic=True,
+        needs=("greatest_nulls",),
         sql=_func("Least"),
     ),
     FunctionSpec(
@@ -182,6 +194,7 @@ BUILTIN_FUNCTIONS: tuple[FunctionSpec, ...] = (
         "common",
         "Largest argument.",
         variadic=True,
+        needs=("greatest_nulls",),
         sql=_func("Greatest"),
     ),
     FunctionSpec("lower", ROW, ("string",), "string", "Lower-case text.", sql=_func("Lower")),
@@ -192,6 +205,7 @@ BUILTIN_FUNCTIONS: tuple[FunctionSpec, ...] = (
         ("temporal", "temporal"),
         "number",
         "Whole calendar days from a to b (time of day ignored).",
+        needs=("day_difference",),
         sql=_days_between,
     ),
     # aggregates
@@ -212,6 +226,7 @@ BUILTIN_FUNCTIONS: tuple[FunctionSpec, ...] = (
         "number",
         "Distinct non-null values.",
         counts=True,
+        needs=("count_distinct",),
         sql=_count_distinct,
     ),
     FunctionSpec(
@@ -229,6 +244,7 @@ BUILTIN_FUNCTIONS: tuple[FunctionSpec, ...] = (
         "number",
         "Median, interpolated (continuous percentile 0.5).",
         needs_column=True,
+        needs=("percentile_cont",),
         sql=_median,
     ),
     FunctionSpec(
@@ -238,25 +254,29 @@ BUILTIN_FUNCTIONS: tuple[FunctionSpec, ...] = (
         "number",
         "`percentile(x, 0.9)`: continuous (interpolated) percentile.",
         needs_column=True,
+        needs=("percentile_cont",),
         sql=_percentile,
     ),
     # KPI-level time functions (derived KPIs)
     FunctionSpec(
         "previous",
         TIME,
-        ("number", "periods"),
+        ("number", "periods", "unit"),
         "number",
-        "Value n periods earlier (default 1).",
-        optional=1,
+        "Value n periods earlier (default 1); `previous(k, n, year)`: k in the period holding "
+        "this period's start minus n years (day, week, month, quarter, year).",
+        optional=2,
+        needs=("windows",),
         sql=_time_function,
     ),
     FunctionSpec(
         "growth",
         TIME,
-        ("number", "periods"),
+        ("number", "periods", "unit"),
         "number",
-        "(k - previous(k, n)) / previous(k, n).",
-        optional=1,
+        "(k - previous(k, n)) / previous(k, n); `growth(k, n, year)` against previous(k, n, year).",
+        optional=2,
+        needs=("windows",),
         sql=_time_function,
     ),
     FunctionSpec(
@@ -265,6 +285,7 @@ BUILTIN_FUNCTIONS: tuple[FunctionSpec, ...] = (
         ("number", "periods"),
         "number",
         "Sum over the last n periods, this one included.",
+        needs=("windows",),
         sql=_time_function,
     ),
     FunctionSpec(
@@ -273,6 +294,7 @@ BUILTIN_FUNCTIONS: tuple[FunctionSpec, ...] = (
         ("number", "periods"),
         "number",
         "Mean over the last n periods, this one included.",
+        needs=("windows",),
         sql=_time_function,
     ),
     FunctionSpec(
@@ -281,6 +303,7 @@ BUILTIN_FUNCTIONS: tuple[FunctionSpec, ...] = (
         ("number",),
         "number",
         "Running total from the first period with data.",
+        needs=("windows",),
         sql=_time_function,
     ),
     FunctionSpec(
@@ -289,9 +312,38 @@ BUILTIN_FUNCTIONS: tuple[FunctionSpec, ...] = (
         ("boolean",),
         "number",
         "Consecutive periods up to this one where the condition holds.",
+        needs=("windows",),
         sql=_time_function,
     ),
 )
+
+
+#: function → position of its calendar-unit argument (``previous(k, 1, year)``): built-ins
+#: only, and a plugin cannot replace a built-in, so the position is fixed.
+UNIT_ARGUMENT = {
+    spec.name: spec.params.index("unit") for spec in BUILTIN_FUNCTIONS if "unit" in spec.params
+}
+
+
+def unit_argument(node: Node) -> Node | None:
+    """The calendar-unit argument of a call (``year`` in ``previous(k, 1, year)``), if any."""
+    if not isinstance(node, Call):
+        return None
+    index = UNIT_ARGUMENT.get(node.name)
+    return node.args[index] if index is not None and len(node.args) > index else None
+
+
+def value_names(tree: Node) -> Iterator[Name]:
+    """Every name ``tree`` reads a value from: its names, except calendar units, which
+    are words of the call (``year``), not KPIs or columns."""
+    stack = [tree]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, Name):
+            yield current
+            continue
+        unit = unit_argument(current)
+        stack.extend(c for c in reversed(current.children()) if c is not unit)
 
 
 class FunctionRegistry:

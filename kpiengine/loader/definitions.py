@@ -23,7 +23,18 @@ from typing import TYPE_CHECKING, Any
 
 from kpiengine.diagnostics import CODES, Diagnostic, did_you_mean
 from kpiengine.errors import UsageError
-from kpiengine.loader.model import Column, Expression, Join, Kpi, Project, Rule, Source, Target
+from kpiengine.loader.model import (
+    Column,
+    ConformedDimension,
+    DimensionMapping,
+    Expression,
+    Join,
+    Kpi,
+    Project,
+    Rule,
+    Source,
+    Target,
+)
 from kpiengine.loader.positioned_yaml import (
     Converter,
     compose,
@@ -496,6 +507,18 @@ class _Loader:
             self.settings["plugin_config"] = {
                 name: dict(config or {}) for name, config in data["plugin_config"].items()
             }
+        if doc.intact("dimensions") and isinstance(data.get("dimensions"), dict):
+            self.settings["dimensions"] = {
+                name: ConformedDimension(
+                    name,
+                    spec["column"],
+                    doc.key_span("dimensions", name),
+                    spec.get("title"),
+                    spec.get("description"),
+                )
+                for name, spec in data["dimensions"].items()
+                if doc.fine("dimensions", name)
+            }
         validate = doc.get(data, "validate") or {}
         if "ignore" in validate:
             for index, code in enumerate(validate["ignore"]):
@@ -546,6 +569,15 @@ class _Loader:
                 left, right = (on, on) if isinstance(on, str) else (on["left"], on["right"])
                 where = doc.span("joins", index, "source")
                 joins.append(Join(join["source"], left, right, where))
+        mappings = {
+            dimension: DimensionMapping(dimension, column, doc.span("dimensions", dimension))
+            for dimension, column in (
+                data["dimensions"].items()
+                if doc.intact("dimensions") and isinstance(data.get("dimensions"), dict)
+                else ()
+            )
+            if doc.fine("dimensions", dimension)
+        }
         table = doc.get(data, "table")
         if table is not None and "." in table and table.rsplit(".", 1)[-1].lower() in FILE_SUFFIXES:
             suffix = table.rsplit(".", 1)[-1]
@@ -567,6 +599,7 @@ class _Loader:
             time=doc.get(data, "time"),
             joins=tuple(joins),
             description=doc.get(data, "description"),
+            dimensions=mappings,
         )
 
     def _kpi(self, data: dict[str, Any], doc: _Document, at: tuple[str | int, ...]) -> None:

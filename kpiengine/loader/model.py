@@ -76,6 +76,32 @@ class Join:
 
 
 @dataclass(frozen=True)
+class DimensionMapping:
+    """A source's own column for a conformed dimension (``dimensions: {region: territory}``
+    in a source file): it wins over the join path to the dimension's column."""
+
+    name: str
+    column: str  # a column name as written: ``territory``, ``reps.region``
+    span: Span
+
+
+@dataclass(frozen=True)
+class ConformedDimension:
+    """A project-level dimension (``dimensions:`` in kpiengine.yaml): one name, e.g.
+    ``region``, that means ``accounts.region`` for every source that reaches ``accounts``."""
+
+    name: str
+    column: str  # ``source.column`` as written
+    span: Span
+    title: str | None = None
+    description: str | None = None
+
+    @property
+    def owner(self) -> str:
+        return self.column.split(".")[0]
+
+
+@dataclass(frozen=True)
 class Source:
     name: str
     table: str
@@ -84,6 +110,8 @@ class Source:
     time: str | None = None
     joins: tuple[Join, ...] = ()
     description: str | None = None
+    #: conformed dimension name → this source's column for it
+    dimensions: dict[str, DimensionMapping] = field(default_factory=dict)
 
     def join_to(self, source_name: str) -> Join | None:
         return next((j for j in self.joins if j.source == source_name), None)
@@ -147,6 +175,8 @@ class Project:
     plugin_config: dict[str, dict[str, Any]] = field(default_factory=dict)
     validate_ignore: tuple[str, ...] = ()
     validate_fail_on: str = "error"
+    #: conformed dimensions (SPEC §13.3): name → the column it stands for
+    dimensions: dict[str, ConformedDimension] = field(default_factory=dict)
     sources: dict[str, Source] = field(default_factory=dict)
     kpis: dict[str, Kpi] = field(default_factory=dict)
     rules: tuple[Rule, ...] = ()

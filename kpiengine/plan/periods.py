@@ -122,3 +122,71 @@ def spine(
         except DateOutOfRange:  # the period holding 9999-12-31 is the last one there is
             break
     return periods
+
+
+# -- calendar offsets (SPEC §13.2) --------------------------------------------------------
+
+#: The longest a count of units can be, in days: n months never span more than 31·n days
+#: (a month-end clamp included), n years never more than 366·n.
+_MAX_DAYS_PER = {"day": 1, "week": 7, "month": 31, "quarter": 93, "year": 366}
+
+
+def shift_back(day: dt.date, count: int, unit: str) -> dt.date:
+    """``day`` minus ``count`` calendar units. Months, quarters and years keep the day of
+    the month, clamped to the month's last day (2024-03-31 − 1 month = 2024-02-29,
+    2024-02-29 − 1 year = 2023-02-28), as SQL interval arithmetic and pandas do.
+
+    Raises :class:`DateOutOfRange` before the year 1.
+    """
+    try:
+        if unit in _DAYS_PER:
+            return day - dt.timedelta(days=count * _DAYS_PER[unit])
+        index = day.year * 12 + day.month - 1 - count * _MONTHS_PER[unit]
+        year, month = divmod(index, 12)
+        following = dt.date(year + (month == 11), (month + 1) % 12 + 1, 1)
+        last = (following - dt.timedelta(days=1)).day
+        return dt.date(year, month + 1, min(day.day, last))
+    except (OverflowError, ValueError):
+        raise DateOutOfRange(f"{count} {unit}(s) before {day}") from None
+
+
+def offset_rows(
+    start: dt.date,
+    grain: str,
+    count: int,
+    unit: str,
+    fiscal_year_start: int = 1,
+    week_start: str = "monday",
+) -> int:
+    """How many periods of ``grain`` before the period starting at ``start`` is the period
+    holding ``start − count·unit``: the row offset of ``previous(k, count, unit)`` there."""
+    calendar = fiscal_year_start, week_start
+    target = period_start(shift_back(start, count, unit), grain, *calendar)
+    return count_periods(target, start, grain, *calendar)
+
+
+def fixed_offset_rows(count: int, unit: str, grain: str) -> int | None:
+    """The row offset of ``count`` units at ``grain`` when it is the same for every period
+    (None when it varies with the date: months, quarters or years at day or week grain).
+
+    Period starts of month, quarter and year grains are first days of months aligned to
+    the grain, so a shift by whole months that the grain divides lands on a period start.
+    """
+    if unit == grain:
+        return count
+    if grain in _MONTHS_PER and unit in _MONTHS_PER:
+        return count * _MONTHS_PER[unit] // _MONTHS_PER[grain]
+    if grain in _DAYS_PER and unit in _DAYS_PER:
+        return count * _DAYS_PER[unit] // _DAYS_PER[grain]
+    return None
+
+
+def max_offset_rows(count: int, unit: str, grain: str) -> int:
+    """An upper bound of :func:`offset_rows` over every date (exact when it is fixed): the
+    look-back a calendar offset needs before ``from``, known before the range is."""
+    fixed = fixed_offset_rows(count, unit, grain)
+    if fixed is not None:
+        return fixed
+    days = count * _MAX_DAYS_PER[unit]
+    # the period holding the shifted date starts at most 6 days before it (weeks)
+    return days if grain == "day" else (days + _DAYS_PER[grain] - 1) // _DAYS_PER[grain]

@@ -19,13 +19,21 @@ from kpiengine.diagnostics import Diagnostic, did_you_mean
 from kpiengine.errors import DefinitionError, UsageError
 from kpiengine.language.ast import Binary, Call, Name, Node, walk
 from kpiengine.language.check import Scope, check_expression
-from kpiengine.language.functions import AGGREGATE, TIME, FunctionRegistry, default_registry
+from kpiengine.language.functions import (
+    AGGREGATE,
+    TIME,
+    FunctionRegistry,
+    default_registry,
+    unit_argument,
+    value_names,
+)
 from kpiengine.language.names import (
     ColumnRef,
     base_kpis,
     dimension_available,
     referenced_kpis,
     resolve_column,
+    unresolved_reason,
 )
 from kpiengine.loader.model import GRAINS, Expression, Join, Kpi, Project, Source
 from kpiengine.plan.periods import (
@@ -37,6 +45,7 @@ from kpiengine.plan.periods import (
 )
 from kpiengine.plan.time_functions import (
     AUX_PREFIX,
+    finer_unit,
     lift_nested_windows,
     lookback,
     offset_problems,
@@ -91,7 +100,9 @@ class Scan:
     snapshot: str | None = None
     row_filter: Node | None = None  # applied in WHERE: a snapshot's, or one all its KPIs share
     lookback: int | None = 0  # whole periods read before the range; None: all history
-    joins: list[Join] = field(default_factory=list)
+    #: join paths to LEFT JOIN, each after its prefix (``(subscriptions,)`` before
+    #: ``(subscriptions, accounts)``)
+    joins: list[tuple[Join, ...]] = field(default_factory=list)
     #: (function, arguments, condition, visibility) → the measure computing it
     measures: dict[tuple[str, tuple[Node, ...], Node | None, bool], Measure] = field(
         default_factory=dict
@@ -114,8 +125,9 @@ class Scan:
         return found
 
     def need_join(self, ref: ColumnRef) -> None:
-        if ref.join is not None and ref.join not in self.joins:
-            self.joins.append(ref.join)
+        for hops in range(1, len(ref.path) + 1):
+            if ref.path[:hops] not in self.joins:
+                self.joins.append(ref.path[:hops])
 
 
 @dataclass
@@ -193,7 +205,7 @@ def build_plan(
     for name in needed:
         tree = project.kpis[name].expression.tree
         if tree is not None:
-            problems.extend(offset_problems(tree, request.max_periods))
+            problems.extend(offset_problems(tree, request.max_periods, request.grain))
     if problems:
         raise DefinitionError(problems)
 
@@ -210,15 +222,15 @@ def build_plan(
             return hidden
 
         tree = lift_nested_windows(tree, hide)
-        inputs = [columns[n.dotted] for n in walk(tree) if isinstance(n, Name)]
+        inputs = [columns[n.dotted] for n in value_names(tree)]
         layer = 1 + max((c.layer for c in inputs), default=0)
         reads = tuple(sorted({s for c in inputs for s in c.scans}))
         seen = tuple(dict.fromkeys(f for c in inputs for f in c.flags))
         columns[name] = KpiColumn(
             name, f"k{len(columns)}", layer, reads, tree, fill_null, flags=seen
         )
-        looks[name] = lookback(tree, looks)
-        finite[name] = lookback(tree, finite, unbounded=0)
+        looks[name] = lookback(tree, looks, grain=request.grain)
+        finite[name] = lookback(tree, finite, unbounded=0, grain=request.grain)
 
     members = _assign_scans(project, request, needed, scans)
     for name in needed:
@@ -249,7 +261,7 @@ def build_plan(
     if request.where is not None and request.where.tree is not None:
         for scan in scans.values():
             _join_columns(project, scan, request.where.tree)
-    _scan_lookbacks(columns, members, request.kpis)
+    _scan_lookbacks(columns, members, request.kpis, request.grain)
 
     plan = Plan(
         project,
@@ -336,7 +348,7 @@ def _assign_scans(
 
 
 def _scan_lookbacks(
-    columns: dict[str, KpiColumn], members: dict[str, Scan], outputs: tuple[str, ...]
+    columns: dict[str, KpiColumn], members: dict[str, Scan], outputs: tuple[str, ...], grain: str
 ) -> None:
     """How many periods before the range each scan must read, from what its consumers need."""
     needs: dict[str, int | None] = dict.fromkeys(outputs, 0)
@@ -344,7 +356,7 @@ def _scan_lookbacks(
         need = needs.get(column.name, 0)
         if column.layer == 0:
             continue
-        for name, shift in references_with_shift(column.expression):
+        for name, shift in references_with_shift(column.expression, grain):
             wanted = None if need is None or shift is None else need + shift
             needs[name] = _combine([needs.get(name, 0), wanted])
     for name, scan in members.items():
@@ -516,6 +528,10 @@ def _check_request(
                         "run with --grain month (or day, week, quarter, year)",
                     )
                 )
+            if isinstance(node, Call) and node.name in time_functions:
+                unit = finer_unit(node, request.grain)
+                if unit is not None:
+                    problems.append(_finer_unit(node, unit, request.grain))
     for name in request.kpis:
         for base in base_kpis(project, name):
             for dimension in request.by:
@@ -529,10 +545,26 @@ def _check_request(
     return list(unique.values())
 
 
+def _finer_unit(node: Call, unit: str, grain: str) -> Diagnostic:
+    """KPI316: ``previous(k, 1, day)`` at month grain: a day before a month's start is in
+    the month before, which ``previous(k)`` already says; the unit must be the grain or
+    coarser (SPEC §13.2)."""
+    argument = unit_argument(node)
+    return Diagnostic(
+        "KPI316",
+        f"the calendar unit `{unit}` of `{node.name}` is finer than the run's grain `{grain}`",
+        argument.span if argument is not None else node.span,
+        f"use a unit of at least one {grain} (e.g. {node.name}(k, 1, year)), "
+        f"or run with a finer --grain",
+    )
+
+
 def _unavailable(project: Project, name: str, base: Kpi, dimension: str, flag: str) -> Diagnostic:
     via = "" if base.name == name else f" (through its input `{base.name}`)"
     declared = base.dimensions
-    hint = (
+    source = project.sources.get(base.source or "")
+    reason = source and unresolved_reason(project, source, tuple(dimension.split(".")))
+    hint = reason or (
         f"`{base.name}` declares dimensions: {', '.join(declared) or 'none'}"
         if declared is not None
         else f"`{base.name}` reads source `{base.source}`"

@@ -10,6 +10,12 @@ A dialect is registered through the ``kpiengine_dialects`` hook as a :class:`Dia
 through the same hook (``kpiengine.plugins.builtin``), so a plugin can add ClickHouse the
 way DuckDB is added. ``kpi compile --dialect`` and the conformance kit accept any
 registered dialect.
+
+Each rules class also has a capability table (``CAPABILITIES``, see
+:mod:`kpiengine.compile.dialects.capabilities`): what the engine does natively, what the
+rules rewrite, and what it cannot express at all, which is refused (KPI404) rather than
+compiled into SQL that fails or gives another number. docs/dialects.md is generated from
+these tables.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlglot import exp
+
+from kpiengine.compile.dialects.capabilities import NATIVE, Support
 
 if TYPE_CHECKING:
     from sqlglot.dialects.dialect import Dialect
@@ -287,6 +295,14 @@ class DialectRules:
         """``left % right``, truncated like DuckDB (sign of the left operand)."""
         return exp.Mod(this=left, expression=right)
 
+    #: Capability key → how this dialect supports it (absent: natively). A rewrite or a
+    #: refusal cites the engine's documentation; docs/dialects.md shows the table.
+    CAPABILITIES: ClassVar[Mapping[str, Support]] = {}
+
+    def support(self, capability: str) -> Support:
+        """How this dialect supports ``capability`` (a key of ``CAPABILITIES``)."""
+        return self.CAPABILITIES.get(capability, NATIVE)
+
     #: Node type → rewrite, applied by :meth:`finish` wherever such a node appears: for
     #: operators and functions an engine renders wrongly (empty for the portable default).
     REWRITES: ClassVar[dict[type[exp.Expression], Callable[[Any], exp.Expression]]] = {}
@@ -320,8 +336,14 @@ class DialectRules:
 _RULE_MODULES = {
     "sqlite": "kpiengine.compile.dialects.sqlite",
     "postgres": "kpiengine.compile.dialects.postgres",
+    "bigquery": "kpiengine.compile.dialects.bigquery",
+    "snowflake": "kpiengine.compile.dialects.snowflake",
     "spark": "kpiengine.compile.dialects.spark",
     "databricks": "kpiengine.compile.dialects.spark",
+    "trino": "kpiengine.compile.dialects.trino",
+    "redshift": "kpiengine.compile.dialects.redshift",
+    "tsql": "kpiengine.compile.dialects.tsql",
+    "mysql": "kpiengine.compile.dialects.mysql",
 }
 
 

@@ -14,6 +14,9 @@ from __future__ import annotations
 from sqlglot import exp
 
 from kpiengine.compile.dialects import DialectRules, as_double, null_if_any_null
+from kpiengine.compile.dialects.capabilities import rewritten
+
+_DOCS = "https://www.postgresql.org/docs/current"
 
 
 def _numeric(value: exp.Expression) -> exp.Expression:
@@ -24,6 +27,21 @@ def _numeric(value: exp.Expression) -> exp.Expression:
 
 class Rules(DialectRules):
     """PostgreSQL: ROUND and % on numeric, null-propagating GREATEST/LEAST."""
+
+    # PostgreSQL runs the equivalence suite here (tests/test_postgres.py)
+    CAPABILITIES = {
+        "round_ties": rewritten(
+            "no round(double precision, int): rounded as numeric, given back as a double",
+            f"{_DOCS}/functions-math.html",
+        ),
+        "modulo": rewritten(
+            "no % for double precision: computed on numeric", f"{_DOCS}/functions-math.html"
+        ),
+        "greatest_nulls": rewritten(
+            "GREATEST/LEAST ignore NULL values; kpiengine's are NULL when an argument is",
+            f"{_DOCS}/functions-conditional.html#FUNCTIONS-GREATEST-LEAST",
+        ),
+    }
 
     @staticmethod
     def _round(node: exp.Round) -> exp.Expression:

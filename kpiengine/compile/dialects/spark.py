@@ -19,11 +19,31 @@ from __future__ import annotations
 from sqlglot import exp
 
 from kpiengine.compile.dialects import DialectRules, as_double, null_if_any_null
+from kpiengine.compile.dialects.capabilities import rewritten
+
+_DOCS = "https://spark.apache.org/docs/latest"
 
 
 class Rules(DialectRules):
     """Spark: exact percentile, AVG in double, null-propagating GREATEST/LEAST, ROUND of
     doubles like DuckDB."""
+
+    # Spark runs the equivalence suite here (tests/test_spark.py); Databricks runs Spark SQL
+    CAPABILITIES = {
+        "percentile_cont": rewritten(
+            "sqlglot prints PERCENTILE_APPROX; PERCENTILE(x, p) is Spark's exact one",
+            f"{_DOCS}/api/sql/index.html#percentile",
+        ),
+        "round_ties": rewritten(
+            "ROUND of a DOUBLE rounds its decimal text half up (round(1.005, 2) is 1.01): "
+            "doubles are rounded as round(x * 10^n) / 10^n, like DuckDB",
+            f"{_DOCS}/api/sql/index.html#round",
+        ),
+        "greatest_nulls": rewritten(
+            "greatest/least skip nulls; kpiengine's are NULL when an argument is",
+            f"{_DOCS}/api/sql/index.html#greatest",
+        ),
+    }
 
     def percentile(self, fraction: exp.Expression, value: exp.Expression) -> exp.Expression:
         # sqlglot renders PERCENTILE_CONT(p) WITHIN GROUP (ORDER BY x) for Spark as

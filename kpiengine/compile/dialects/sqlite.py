@@ -8,10 +8,36 @@ from collections.abc import Sequence
 from sqlglot import exp
 
 from kpiengine.compile.dialects import DialectRules
+from kpiengine.compile.dialects.capabilities import native, rewritten
 
 
 class Rules(DialectRules):
     """SQLite has no date type, no DATE_TRUNC and no column names on VALUES aliases."""
+
+    # SQLite runs the equivalence suite here (tests/test_engines.py)
+    CAPABILITIES = {
+        "percentile_cont": rewritten(
+            "no percentile function: kpi_percentile_cont, which kpiengine's SQLite "
+            "connector registers on every connection",
+            "https://www.sqlite.org/lang_aggfunc.html",
+        ),
+        "period_buckets": rewritten(
+            "no DATE_TRUNC: DATE(t, 'start of month', '-n months')",
+            "https://www.sqlite.org/lang_datefunc.html",
+        ),
+        "week_buckets": rewritten(
+            "no DATE_TRUNC: DATE(t, '-6 days', 'weekday 1')",
+            "https://www.sqlite.org/lang_datefunc.html",
+        ),
+        "modulo": rewritten(
+            "% truncates both operands to integers: a - b * CAST(a / b AS INTEGER)",
+            "https://www.sqlite.org/lang_expr.html#operators",
+        ),
+        "greatest_nulls": native(
+            "multi-argument MAX/MIN return NULL if any argument is NULL",
+            "https://www.sqlite.org/lang_corefunc.html#max_scalar",
+        ),
+    }
 
     def date_literal(self, value: dt.date) -> exp.Expression:
         return exp.Literal.string(value.isoformat())

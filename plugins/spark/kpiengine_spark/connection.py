@@ -155,8 +155,25 @@ def _startup_conf(master: str, conf: dict[str, str]) -> dict[str, str]:
         settings["spark.default.parallelism"] = settings["spark.sql.shuffle.partitions"]
         settings["spark.driver.host"] = "127.0.0.1"
         settings["spark.driver.bindAddress"] = "127.0.0.1"
+    elif loopback_master(master):
+        # a cluster on this machine only: its executors call the driver back, so the
+        # driver listens on loopback too, not on every interface under the host's name
+        settings["spark.driver.host"] = "127.0.0.1"
+        settings["spark.driver.bindAddress"] = "127.0.0.1"
     settings.update(conf)
     return settings
+
+
+_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+
+def loopback_master(master: str) -> bool:
+    """``spark://127.0.0.1:7077`` (or localhost, or several such masters): a cluster
+    reachable from this machine only."""
+    if not master.startswith("spark://"):
+        return False
+    hosts = [part.rpartition(":")[0] or part for part in master[8:].split(",")]
+    return all(host in _LOOPBACK_HOSTS for host in hosts)
 
 
 def _alive(session: Any) -> bool:
@@ -367,8 +384,9 @@ def _prepare(session: Any, parsed: SparkURL, views: dict[str, Path]) -> None:
     if parsed.database:
         session.catalog.setCurrentDatabase(parsed.database)
     for name, path in views.items():
-        # the path is passed as a value to the reader, never pasted into SQL
-        session.read.parquet(str(path)).createOrReplaceTempView(name)
+        # the path is passed as a value to the reader, never pasted into SQL; absolute,
+        # as a cluster's executors run in folders of their own
+        session.read.parquet(str(path.absolute())).createOrReplaceTempView(name)
 
 
 def _drop_functions(session: Any) -> None:
