@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,13 @@ def test_readme_kpi_commands_run(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "demo").mkdir()
     assert main(["sample-data", "--to", "duckdb:///demo/warehouse.duckdb", "--rows", "2000"]) == 0
+    # `kpi diff origin/main`: the copy is a git repository whose origin/main is its commit
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    for args in (["init", "-q"], ["add", "definitions"], ["commit", "-q", "-m", "catalog"]):
+        subprocess.run([*git, *args], cwd=tmp_path, check=True, capture_output=True)
+    subprocess.run(
+        ["git", "update-ref", "refs/remotes/origin/main", "HEAD"], cwd=tmp_path, check=True
+    )
     capsys.readouterr()
     found = steps((ROOT / "README.md").read_text(encoding="utf-8"))
     commands = [step for kind, step in found if kind == "run" and step.startswith("kpi ")]

@@ -259,11 +259,28 @@ def test_connector_messages_never_show_a_password(url: str, tmp_path: Path, caps
         kpiengine.connect(url)
     assert "s3cret" not in str(raised.value)
     root = write_files(tmp_path / "defs", SALES_FILES)
-    code = main(["run", "--project", str(root), "--connector", url, "--grain", "all"])
+    code = main(["run", "--all", "--project", str(root), "--connector", url, "--grain", "all"])
     out, err = capsys.readouterr()
     assert code != 0
+    assert "name at least one KPI" not in err  # the connector was reached
     assert "s3cret" not in out + err
     assert "internal error" not in err
+
+
+def test_an_unencoded_at_sign_in_a_postgres_password_shows_no_part_of_it(
+    tmp_path: Path, capsys
+) -> None:
+    """libpq splits `user:pa@ss@host` at the first `@`: the rest of the password was shown
+    as the host name (`cannot connect to PostgreSQL at ss@host`)."""
+    from kpiengine.cli import main
+
+    pytest.importorskip("kpiengine_postgres")
+    url = "postgresql://kpi:s3cr@et-tail@127.0.0.1:1/db"
+    root = write_files(tmp_path / "defs", SALES_FILES)
+    code = main(["run", "--all", "--project", str(root), "--connector", url, "--grain", "all"])
+    out, err = capsys.readouterr()
+    assert code == 2, err
+    assert "et-tail" not in out + err and "%40" in err
 
 
 # -- PostgreSQL ---------------------------------------------------------------------------

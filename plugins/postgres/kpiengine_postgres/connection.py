@@ -50,6 +50,11 @@ class Target:
         except Exception as error:  # psycopg.ProgrammingError: libpq could not parse it
             raise UsageError(f"not a valid PostgreSQL URL: {_first_line(error)}") from None
         self.host = str(params.get("host") or os.environ.get("PGHOST") or "localhost")
+        if "@" in self.host:  # libpq splits at the first `@`: the rest of a password
+            raise UsageError(  # would show up as the host name
+                "not a valid PostgreSQL URL: an `@` in the user name or password must be"
+                " percent-encoded as %40"
+            )
         self.port = str(params.get("port") or os.environ.get("PGPORT") or "5432")
         self.user = str(params.get("user") or os.environ.get("PGUSER") or _login_name())
         self.database = str(params.get("dbname") or os.environ.get("PGDATABASE") or self.user)
