@@ -92,7 +92,8 @@ class KpiProject:
         from kpiengine.compile.statement import compile_plan
 
         require_dialect(dialect, self.plugins)  # any registered dialect, a plugin's too
-        return compile_plan(self.plan(kpis, **options), dialect, host=self.plugins)
+        note = bool(options.pop("note", False))  # the CLI's no-range comment
+        return compile_plan(self.plan(kpis, **options), dialect, host=self.plugins, note=note)
 
     def run(self, kpis: Iterable[str] | None, connection: object, **options: object) -> Result:
         """Compute ``kpis`` (all when None) on an open connection, and evaluate their rules."""
@@ -175,6 +176,92 @@ def load(path: str | Path | None = None, plugins: Iterable[str] = ()) -> KpiProj
     return KpiProject(project, diagnostics, host)
 
 
+@dataclasses.dataclass
+class Soundness:
+    """Which KPIs of a project with definition errors can still be computed (`kpi run`:
+    one broken KPI must not block the others). ``broken``: KPI → the errors that are its
+    own; ``fatal``: errors no KPI owns (the project file, a standalone rule that loaded,
+    no position), which leave nothing runnable; ``errors``: every error."""
+
+    errors: list[Diagnostic] = dataclasses.field(default_factory=list)
+    broken: dict[str, list[Diagnostic]] = dataclasses.field(default_factory=dict)
+    fatal: list[Diagnostic] = dataclasses.field(default_factory=list)
+
+    def blocker(self, project: Project, name: str) -> str | None:
+        """The broken (or missing) KPI that stops ``name``: itself, or one it reads."""
+        from kpiengine.language.names import referenced_kpis
+
+        stack, seen = [name], set()
+        while stack:
+            current = stack.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            if current in self.broken or (current != name and current not in project.kpis):
+                return current
+            kpi = project.kpis.get(current)
+            if kpi is not None:
+                stack.extend(referenced_kpis(kpi))
+        return None
+
+
+def load_lenient(
+    path: str | Path | None = None, plugins: Iterable[str] = ()
+) -> tuple[KpiProject, Soundness]:
+    """Like :func:`load`, but a project with errors still loads: the returned
+    :class:`Soundness` says which KPIs cannot be computed, so `kpi run` computes the rest."""
+    from kpiengine.plugins.manager import PluginHost
+
+    host = PluginHost(plugins)
+    project, diagnostics = load_and_check(path, plugins=host)
+    errors = [d for d in diagnostics if d.severity >= Severity.ERROR]
+    soundness = Soundness(errors)
+    if errors:
+        _attribute(project, soundness, host.functions())
+    return KpiProject(project, diagnostics, host), soundness
+
+
+def _attribute(project: Project, soundness: Soundness, functions: object) -> None:
+    """Give each error to the KPIs it breaks: a KPI's own check problems to it; a problem
+    the loader found in a file to the KPI defined at or above its line there (all of the
+    file's KPIs when above the first), and to every KPI of a source defined in that file;
+    the project file's, a loaded standalone rule's or an unplaced one to nobody (fatal).
+    A file in which nothing loaded breaks only what names what it should have defined,
+    and that already has its own error (unknown KPI or source)."""
+    from kpiengine.language.check import check_kpi
+    from kpiengine.loader.definitions import PROJECT_FILES
+
+    owned: set[Diagnostic] = set()
+    for kpi in project.kpis.values():
+        own = [
+            d
+            for d in check_kpi(project, kpi, functions)  # type: ignore[arg-type]
+            if d.severity >= Severity.ERROR
+        ]
+        if own:
+            soundness.broken.setdefault(kpi.name, []).extend(own)
+            owned.update(own)
+    project_files = {str(project.root / name) for name in PROJECT_FILES}
+    rule_files = {r.span.file for r in project.rules if r.span is not None}
+    for error in soundness.errors:
+        if error in owned:
+            continue
+        span = error.span
+        if span is None or span.file in project_files or span.file in rule_files:
+            soundness.fatal.append(error)
+            continue
+        in_file = sorted(
+            (k for k in project.kpis.values() if k.span.file == span.file),
+            key=lambda k: k.span.line,
+        )
+        above = [k for k in in_file if k.span.line <= span.line]
+        hit = [above[-1]] if above else in_file
+        sources = {s.name for s in project.sources.values() if s.span.file == span.file}
+        hit += [k for k in project.kpis.values() if k.source in sources]
+        for kpi in {k.name: k for k in hit}.values():
+            soundness.broken.setdefault(kpi.name, []).append(error)
+
+
 def load_and_check(
     path: str | Path | None = None,
     lint: bool = True,
@@ -195,7 +282,7 @@ def load_and_check(
     plugins into (the caller keeps it: ``kpi validate --connector``, ``kpi plugins``), or
     module names for a new one."""
     from kpiengine.language.check import check_project
-    from kpiengine.loader.definitions import find_project_root, load_project
+    from kpiengine.loader.definitions import find_project_root, load_project, mark_consequences
     from kpiengine.plugins.manager import PluginHost
 
     host = plugins if isinstance(plugins, PluginHost) else PluginHost(plugins)
@@ -211,6 +298,7 @@ def load_and_check(
         from kpiengine.language.lint import lint_project
 
         found.extend(lint_project(project, found))
+    found = mark_consequences(project, found)
     ignore = frozenset(project.validate_ignore)
     if ignore:
         found = [d for d in found if d.code not in ignore or d.severity >= Severity.ERROR]

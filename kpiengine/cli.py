@@ -76,6 +76,7 @@ class Query:
     plugins: tuple[str, ...]
     max_periods: int | None = None
     _project: Any = None
+    _soundness: Any = None
 
     @property
     def project(self) -> Any:
@@ -95,6 +96,52 @@ class Query:
         if default == "rules":
             return None
         raise UsageError("name at least one KPI, or use --all")
+
+    def sound_names(self, default: str = "none") -> list[str]:
+        """:meth:`names` minus the KPIs definition errors keep from being computed, and
+        those that read one: `kpi run` computes the rest (SPEC §6: :meth:`finish` still
+        exits 1). Their errors, and which KPIs were skipped, go to stderr now."""
+        from kpiengine import api
+
+        if self._project is None:
+            self._project, self._soundness = api.load_lenient(self.project_path, self.plugins)
+        soundness, model = self._soundness, self.project.model
+        names = self.names(default)
+        names = self.project.rule_kpis() if names is None else names
+        if soundness is None or not soundness.errors:
+            return names
+        if soundness.fatal:
+            raise DefinitionError(soundness.errors, model.texts)
+        sound: list[str] = []
+        shown: dict[Any, None] = {}
+        skipped: list[str] = []
+        for name in names:
+            blocker = soundness.blocker(model, name) if name in model.kpis else None
+            if blocker is None:
+                sound.append(name)
+                continue
+            shown.update(dict.fromkeys(soundness.broken.get(blocker, ())))
+            if blocker != name:
+                skipped.append(
+                    f"kpi: `{name}` not computed: it reads `{blocker}`, which has errors"
+                )
+        if not sound:
+            for line in skipped:
+                say(line)
+            raise DefinitionError(list(shown) or soundness.errors, model.texts)
+        _show_definition_error(DefinitionError(list(shown), model.texts))
+        for line in skipped:
+            say(line)
+        others = [d for d in soundness.errors if d not in shown]
+        if others:
+            say(f"kpi: {len(others)} more definition error(s) in the project: see `kpi validate`")
+        return sound
+
+    def finish(self) -> None:
+        """Exit 1 (SPEC §6: definition errors) when the project has errors, after the KPIs
+        that could be computed were."""
+        if self._soundness is not None and self._soundness.errors:
+            sys.exit(1)
 
     @property
     def options(self) -> dict[str, Any]:
@@ -570,7 +617,7 @@ def compile_command(query: Query, dialect: str) -> None:
       kpi compile win_rate --dialect snowflake --grain month --by region
     """
     with dialect_warnings(dialect):
-        sql = query.project.compile(query.names(), dialect=dialect, **query.options)
+        sql = query.project.compile(query.names(), dialect=dialect, note=True, **query.options)
     click.echo(sql + ";")
 
 
@@ -593,7 +640,8 @@ def run_command(query: Query, fmt: str) -> None:
     """
     from kpiengine.render.terminal import result_csv, result_json, result_table
 
-    project, names = query.project, query.names()
+    names = query.sound_names()
+    project = query.project
     plan = project.plan(names, **query.options)  # definition errors before opening the engine
     with query.connect() as connection, computing(names), dialect_warnings(connection.dialect):
         result = project.execute(plan, connection)
@@ -603,6 +651,7 @@ def run_command(query: Query, fmt: str) -> None:
         click.echo(result_csv(result), nl=False)
     else:
         click.echo(result_table(result, project.model))
+    query.finish()
 
 
 def _severity_choice() -> click.Choice:
@@ -646,7 +695,8 @@ def check_command(
     from kpiengine.rules.evaluate import SEVERITY_ORDER
     from kpiengine.rules.notify import NotifierError, find_notifier
 
-    project, names = query.project, query.names(default="rules")
+    names = query.sound_names(default="rules")
+    project = query.project
     options = _key_values(notify_options, "--notify-option")
     targets = [_notifier_target(n) for n in (notify or ("console",))]
     notifiers = [(find_notifier(name, project.plugins), target) for name, target in targets]
@@ -670,6 +720,7 @@ def check_command(
         sys.exit(1)
     if failures:
         sys.exit(3)
+    query.finish()
 
 
 def _notifier_target(text: str) -> tuple[str, str | None]:
@@ -721,7 +772,8 @@ def report_command(query: Query, renderer: str, template: Path | None, output: P
     _check_writable(output)  # before the work, not after it
     if template is not None:
         _check_template(template)
-    project, names = query.project, query.names(default="all")
+    names = query.sound_names(default="all")
+    project = query.project
     chosen = find_renderer(renderer, project.plugins)
     mismatch = None if _is_stream(output) else suffix_mismatch(chosen, output)
     if mismatch:
@@ -731,6 +783,7 @@ def report_command(query: Query, renderer: str, template: Path | None, output: P
     report = build_report(project.model, result, result.alerts, result.statuses)
     _write_output(output, render_report(chosen, report, template).content)
     say(f"wrote {output} ({len(report.cards)} KPIs, {len(result.alerts)} alerts)")
+    query.finish()
 
 
 @cli.command()

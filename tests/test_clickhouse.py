@@ -5,9 +5,9 @@
   scalar ``file()``, several statements) and the guard that refuses it;
 - each dialect rule, shown by running the SQL without it on chDB;
 - the same numbers as DuckDB: the whole catalog (month and quarter, total and by region)
-  and the probe KPIs the catalog lacks (:data:`PROBE_FILES`: ROUND ties, median and
+  and the probe KPIs the catalog lacks (kpiengine.testing.probes: ROUND ties, median and
   percentile over more than 8 192 rows, GREATEST/LEAST with nulls, ``%``,
-  ``days_between``, distinct counts), which test_mysql.py runs too.
+  ``days_between``, distinct counts), which test_probes.py runs on the other engines.
 
 Outside CI the module is skipped when chDB or the plugin is not installed; on CI
 (``CI=true``) that fails.
@@ -15,7 +15,6 @@ Outside CI the module is skipped when chDB or the plugin is not installed; on CI
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ import pytest
 import kpiengine
 from kpiengine.errors import EngineError
 from kpiengine.testing import ConnectorConformance, Dataset
+from kpiengine.testing.probes import PROBE_FILES, probe_kpis, probe_tables, run_probes
 from tests.conftest import write_files
 from tests.engines import load_duckdb, on_ci, sample_tables
 from tests.test_engines import RANGE, SAMPLE_ROWS, SAMPLE_SEED, differences, run_catalog
@@ -246,105 +246,6 @@ def test_rule_explicit_column_names(chdb_url: str) -> None:
 
 # -- the same numbers as DuckDB ---------------------------------------------------------
 
-#: Probe KPIs the catalog lacks, over PROBE_ROWS rows in two months (> 8 192 per month,
-#: where ClickHouse's quantile() and Trino's approx_percentile stop being exact).
-PROBE_ROWS = 20_000
-PROBE_FILES = {
-    "kpiengine.yaml": "project: probes\n",
-    "sources/probe.yaml": """\
-source: probe
-table: probe
-time: day
-columns:
-  id: {type: integer, key: true}
-  day: date
-  started: timestamp
-  grp: string
-  x: number
-  y: number
-  h: number
-  n: integer
-""",
-    "kpis/probes.yaml": """\
-kpis:
-  - kpi: round_ties_2
-    source: probe
-    expression: sum(round(x, 2))
-  - kpi: round_halves
-    source: probe
-    expression: sum(round(h))
-  - kpi: round_tens
-    source: probe
-    expression: sum(round(x * 10, -1))
-  - kpi: median_x
-    source: probe
-    expression: median(x)
-  - kpi: p90_x
-    source: probe
-    expression: percentile(x, 0.9)
-  - kpi: greatest_xy
-    source: probe
-    expression: sum(greatest(x, y))
-  - kpi: least_xy
-    source: probe
-    expression: sum(least(x, y))
-  - kpi: greatest_null_count
-    source: probe
-    expression: count(where greatest(x, y) > 0)
-  - kpi: mod_n
-    source: probe
-    expression: sum(n % 7)
-  - kpi: mod_x
-    source: probe
-    expression: sum(x % 3)
-  - kpi: days
-    source: probe
-    expression: sum(days_between(started, day))
-  - kpi: distinct_grp
-    source: probe
-    expression: count_distinct(grp)
-  - kpi: avg_y
-    source: probe
-    expression: avg(y)
-""",
-}
-PROBE_RANGE = {"start": "2025-01-01", "end": "2025-03-01"}
-
-
-def probe_tables(rows: int = PROBE_ROWS) -> dict[str, pa.Table]:
-    """Deterministic rows: x with many decimal ties (k * 0.005), y null every 7th row,
-    h exact halves (k + 0.5, negative too), started a timestamp up to 40 days before."""
-    start = dt.date(2025, 1, 1)
-    ids = list(range(rows))
-    day = [start + dt.timedelta(days=i % 59) for i in ids]
-    started = [
-        dt.datetime.combine(d, dt.time(hour=(i * 7) % 24, minute=i % 60))
-        - dt.timedelta(days=i % 41)
-        for i, d in zip(ids, day, strict=True)
-    ]
-    x = [round((i * 37 % 4001) * 0.005 - 3.0, 3) for i in ids]
-    y = [None if i % 7 == 0 else (i * 13 % 997) / 8 - 40 for i in ids]
-    h = [(i % 21) - 10 + 0.5 for i in ids]
-    table = pa.table(
-        {
-            "id": pa.array(ids, pa.int64()),
-            "day": pa.array(day, pa.date32()),
-            "started": pa.array(started, pa.timestamp("us")),
-            "grp": pa.array([f"g{i % 13}" if i % 11 else None for i in ids], pa.string()),
-            "x": pa.array(x, pa.float64()),
-            "y": pa.array(y, pa.float64()),
-            "h": pa.array(h, pa.float64()),
-            "n": pa.array([i * 31 % 1000 - 500 for i in ids], pa.int64()),
-        }
-    )
-    return {"probe": table}
-
-
-def run_probes(project: Any, url: str, grain: str) -> dict[tuple[Any, ...], Any]:
-    with kpiengine.connect(url) as connection:
-        result = project.run(list(project.kpis), connection, grain=grain, **PROBE_RANGE)
-    return {(row.kpi, row.period): row.value for row in result.rows}
-
 
 def probe_differences(got: dict, expected: dict) -> list[str]:
     problems = differences(got, expected)
@@ -370,9 +271,7 @@ def test_probes_equal_duckdb(
     url = write_parquet_folder(probe_tables(), tmp_path / "probe")
     expected = run_probes(probe_project, duckdb_probes, grain)
     got = run_probes(probe_project, url, grain)
-    assert len(expected) == len(PROBE_FILES["kpis/probes.yaml"].split("- kpi:")[1:]) * (
-        2 if grain == "month" else 1
-    )
+    assert len(expected) == len(probe_kpis()) * (2 if grain == "month" else 1)
     problems = probe_differences(got, expected)
     assert not problems, "\n".join(problems)
 

@@ -174,6 +174,7 @@ MYSQL_GAPS: dict[str, str] = {
     "fiscal-quarter": _NO_PERCENTILE,
     "year": _NO_PERCENTILE,
     "month-conditions-and-nulls": _NO_ROUND,
+    "round-ties-and-exact-median": _NO_ROUND,
 }
 
 

@@ -275,3 +275,67 @@ def test_a_side_with_errors_is_named(repo, capsys):
     (project / "kpis" / "orders.yaml").write_text(KPIS + "  - kpi: broken\n    expression: (\n")
     code, _, err = kpi(capsys, "diff", "HEAD", "--project", str(project))
     assert code == 1 and "the definitions of the working tree have errors" in err
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------
+
+
+def write_postgres() -> str:
+    """A new database on the test server holding ROWS, written as the admin role; the URL
+    returned is the reader role's (SELECT only), the one the values are compared on."""
+    import psycopg
+
+    from tests import engines
+
+    reader = engines.postgres_database()
+    with psycopg.connect(engines._libpq(engines.as_admin(reader))) as connection:
+        connection.execute(
+            "CREATE TABLE orders (order_id bigint, status text, region text,"
+            " amount double precision, ordered_at timestamp)"
+        )
+        with connection.cursor() as cursor:
+            cursor.executemany("INSERT INTO orders VALUES (%s, %s, %s, %s, %s)", ROWS)
+    return reader
+
+
+@pytest.mark.slow
+def test_postgres(repo, capsys):
+    from tests import engines
+
+    engines.require(engines.ENGINES["postgres"])
+    url = write_postgres()
+    project = str(repo / "definitions")
+    code, out, _ = kpi(
+        capsys, "diff", "HEAD~1", "HEAD", "--project", project, "--connector", url,
+        "--format", "json", "--grain", "quarter", "--fail-on-change",
+    )  # fmt: skip
+    assert code == 1, out
+    document = json.loads(out)
+    assert document["definitions"]["changed"] == {"revenue": ["filter"]}
+    values = {v["kpi"]: v for v in document["values"]["kpis"]}
+    assert set(values) == {"revenue", "average_order"}
+    change = values["revenue"]["first_changed_rows"][0]
+    assert (change["period"], change["base"], change["head"]) == ("2024-01-01", 240, 280)
+    assert values["revenue"]["largest_change"]["change"] == 40
+    # a reformatting only: nothing to run, no change, on the same server
+    code, out, _ = kpi(
+        capsys, "diff", "HEAD~2", "HEAD~1", "--project", project, "--connector", url,
+        "--fail-on-change",
+    )  # fmt: skip
+    assert code == 0 and out.rstrip().endswith("no changes"), out
+
+
+def test_unreachable_postgres_is_an_engine_error(repo, capsys):
+    """No server needed: nothing listens on the port; exit 3, the address named."""
+    pytest.importorskip("kpiengine_postgres")
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"postgresql://kpi:s3cret@127.0.0.1:{port}/warehouse"
+    project = str(repo / "definitions")
+    code, out, err = kpi(capsys, "diff", "HEAD~1", "--project", project, "--connector", url)
+    assert code == 3, out + err
+    assert f"127.0.0.1:{port}" in err and "connection refused" in err
+    assert "s3cret" not in out + err

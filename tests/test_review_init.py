@@ -108,3 +108,75 @@ def test_empty_connection_is_a_usage_error(tmp_path, capsys):
     empty.mkdir()
     code, out = kpi(capsys, "init", str(tmp_path / "p"), "--connector", f"files:///{empty}")
     assert code == 2 and "no tables" in out
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_from_postgres(tmp_path, capsys, monkeypatch):
+    """Introspected as the reader role; the project validates, its example test passes on
+    a scratch schema (admin role), and `kpi run` reads the same database through the
+    project's connector, whose password comes from PGPASSWORD, never from the file."""
+    from urllib.parse import urlsplit
+
+    import psycopg
+
+    from tests import engines
+
+    engines.require(engines.ENGINES["postgres"])
+    url = engines.postgres_database()
+    with psycopg.connect(engines._libpq(engines.as_admin(url))) as connection:
+        connection.execute(
+            "CREATE TABLE orders (order_id bigint, amount numeric(10,2), paid boolean,"
+            ' ordered_at timestamp, note text, "Bad Name" integer, tags integer[])'
+        )
+        connection.execute("CREATE TABLE regions (code text, name text)")
+        connection.execute(
+            "INSERT INTO orders (order_id, amount, paid, ordered_at, note) VALUES"
+            " (1, 10.5, true, '2024-01-05 10:00', 'x'), (2, 3, false, '2024-01-20 09:00', 'y'),"
+            " (3, 7, true, '2024-02-01 08:00', 'z')"
+        )
+    folder = tmp_path / "proj"
+    code, out = kpi(capsys, "init", str(folder), "--connector", url)
+    assert code == 0, out
+    orders = (folder / "sources" / "orders.yaml").read_text()
+    assert "time: ordered_at" in orders
+    for line in ("order_id: integer", "amount: number", "paid: boolean", "note: string"):
+        assert line in orders
+    assert "Bad Name" not in orders and "tags" not in orders
+    assert (folder / "sources" / "regions.yaml").is_file()
+    project_file = (folder / "kpiengine.yaml").read_text()
+    password = urlsplit(url).password
+    assert "connector: postgresql://" in project_file
+    assert password and password not in project_file
+    code, out = kpi(capsys, "validate", str(folder), "--connector", url)
+    assert code == 0 and "no errors" in out, out
+    code, out = kpi(capsys, "test", str(folder), "--connector", engines.as_admin(url))
+    assert code == 0 and "1 passed" in out and "on postgres" in out, out
+    monkeypatch.setenv("PGPASSWORD", password)
+    code, out = kpi(
+        capsys, "run", "orders_rows", "--project", str(folder), "--grain", "month",
+        "--from", "2024-01-01", "--to", "2024-03-01", "--format", "csv",
+    )  # fmt: skip
+    assert code == 0, out
+    assert out.splitlines()[1:] == ["2024-01-01,orders_rows,2", "2024-02-01,orders_rows,1"], out
+
+
+def test_unreachable_postgres_is_an_engine_error(tmp_path, capsys):
+    pytest.importorskip("kpiengine_postgres")
+    port = _closed_port()
+    folder = tmp_path / "proj"
+    url = f"postgresql://kpi:s3cret@127.0.0.1:{port}/warehouse"
+    code, out = kpi(capsys, "init", str(folder), "--connector", url)
+    assert code == 3, out
+    assert f"127.0.0.1:{port}" in out and "connection refused" in out and "s3cret" not in out
+    assert not (folder / "kpiengine.yaml").exists()  # nothing written

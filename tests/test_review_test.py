@@ -53,6 +53,7 @@ def test_catalog_examples_pass_on_sqlite(capsys):
     assert "on sqlite" in out and "failed" not in out
 
 
+@pytest.mark.slow
 def test_catalog_examples_pass_on_postgres(capsys):
     engine = engines.ENGINES["postgres"]
     engines.require(engine)
@@ -225,3 +226,44 @@ def test_scratch_database_is_read_only_once_loaded(project):
             with pytest.raises(EngineError):
                 connection.execute("DROP TABLE opportunities")
             assert connection.execute("SELECT count(*) FROM opportunities")[1] == [(0,)]
+
+
+# -- PostgreSQL: bad inputs ---------------------------------------------------------------
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_unreachable_postgres_is_an_engine_error(capsys):
+    """No server needed: nothing listens on the port; exit 3, the address named, no password."""
+    pytest.importorskip("kpiengine_postgres")
+    port = _closed_port()
+    url = f"postgresql://kpi:s3cret@127.0.0.1:{port}/warehouse?connect_timeout=2"
+    code, out = kpi(capsys, "test", str(CATALOG / "tests" / "win_rate.yaml"), "--connector", url)
+    assert code == 3, out
+    assert "engine error" in out and f"127.0.0.1:{port}" in out and "refused" in out.lower()
+    assert "s3cret" not in out
+
+
+@pytest.mark.slow
+def test_postgres_role_without_create_is_a_clear_error(capsys):
+    """The reader role may not create a schema: `kpi test` says so and which role it needs;
+    nothing is left behind."""
+    engines.require(engines.ENGINES["postgres"])
+    reader = engines.postgres_database()  # a new database; the reader role has no CREATE
+    code, out = kpi(capsys, "test", str(CATALOG / "tests" / "win_rate.yaml"), "--connector", reader)
+    assert code == 3, out
+    assert "cannot create the scratch schema" in out
+    assert "role that may create a schema" in out
+    import psycopg
+
+    with psycopg.connect(engines._libpq(engines.as_admin(reader))) as connection:
+        left = connection.execute(
+            "SELECT count(*) FROM information_schema.schemata WHERE schema_name LIKE 'kpi_test_%'"
+        ).fetchone()
+    assert left == (0,)

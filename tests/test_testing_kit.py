@@ -36,7 +36,12 @@ def load_duckdb(dataset: Dataset, path: Path) -> str:
     connection = duckdb.connect(str(path))
     for name, table in dataset.tables.items():
         connection.execute(table.create_sql(name))
-        connection.executemany(table.insert_sql(name), list(table.rows))
+        if len(table.rows) > 1000:  # DuckDB's executemany takes ~40 s for ticks' rows
+            connection.register("incoming", table.to_arrow())
+            connection.execute(f"INSERT INTO {name} SELECT * FROM incoming")
+            connection.unregister("incoming")
+        else:
+            connection.executemany(table.insert_sql(name), list(table.rows))
     connection.close()
     return f"duckdb:///{path}"
 
@@ -124,7 +129,9 @@ class TestSchemaQualifiedConformance(ConnectorConformance):
         connection.execute("CREATE SCHEMA kit")
         for name, table in dataset.tables.items():
             connection.execute(table.create_sql(f"kit.{name}"))
-            connection.executemany(table.insert_sql(f"kit.{name}"), list(table.rows))
+            connection.register("incoming", table.to_arrow())
+            connection.execute(f"INSERT INTO kit.{name} SELECT * FROM incoming")
+            connection.unregister("incoming")
         connection.close()
         return f"duckdb:///{path}"
 
@@ -283,3 +290,71 @@ def test_the_package_keeps_the_public_names():
 
     for name in kit.__all__:
         assert getattr(kit, name) is not None, name
+
+
+class _Rewriting:
+    """A real DuckDB connection behind a connector that gets one thing wrong."""
+
+    dialect = "duckdb"
+
+    def __init__(self, url: str, rewrite: Any = None, types: Any = None) -> None:
+        self._inner = kpiengine.connect(url)
+        self._rewrite = rewrite or (lambda sql: sql)
+        self._types = types or (lambda kind: kind)
+
+    def execute(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        return self._inner.execute(self._rewrite(sql))
+
+    def columns(self, table: str) -> dict[str, str] | None:
+        found = self._inner.columns(table)
+        return None if found is None else {k: self._types(v) for k, v in found.items()}
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def __enter__(self) -> _Rewriting:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_TIES = next(case for case in CASES if case.id == "round-ties-and-exact-median")
+
+
+def _ties_problems(tmp_path: Path, connection: Any) -> str:
+    project = kpiengine.load(write_project(tmp_path / "defs"))
+    return "\n".join(case_problems(project, connection, _TIES))
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "kpis"),
+    [
+        # a connector without its ROUND fix (ClickHouse rounds halves to even)
+        ("ROUND(", "ROUND_EVEN(", ("ticks_round", "ticks_round_negative", "ticks_round_2")),
+        # an approximate median (ClickHouse's quantile(), Trino's approx_percentile)
+        ("QUANTILE_CONT(", "APPROX_QUANTILE(", ("ticks_median", "ticks_p90")),
+    ],
+    ids=["round-half-even", "approximate-median"],
+)
+def test_the_kit_fails_a_sloppy_rounding_or_median(tmp_path, before, after, kpis):
+    url = load_duckdb(DATASET, tmp_path / "kit.duckdb")
+    with kpiengine.connect(url) as connection:
+        assert _ties_problems(tmp_path / "right", connection) == ""
+    with _Rewriting(url, rewrite=lambda sql: sql.replace(before, after)) as sloppy:
+        text = _ties_problems(tmp_path / "wrong", sloppy)
+    assert before.rstrip("(") != after and text.startswith("case round-ties-and-exact-median")
+    for kpi in kpis:
+        assert f"\n{kpi} all: got" in text, (kpi, text)
+
+
+def test_the_kit_fails_raw_type_names(tmp_path):
+    """A connector giving the engine's wrapped type names (ClickHouse's Nullable(...))
+    leaves the columns unchecked: a KPI505 for the kit's columns fails the contract."""
+    url = load_duckdb(DATASET, tmp_path / "kit.duckdb")
+    project = kpiengine.load(write_project(tmp_path / "defs"))
+    with kpiengine.connect(url) as connection:
+        assert contract_problems(connection, project) == []
+    with _Rewriting(url, types=lambda kind: f"Nullable({kind})") as sloppy:
+        text = "\n".join(contract_problems(sloppy, project))
+    assert "KPI505" in text and "Nullable(DOUBLE)" in text

@@ -185,12 +185,19 @@ def compile_plan(
     dialect: str | DialectRules = "duckdb",
     pretty: bool = True,
     host: PluginHost | None = None,
+    note: bool = False,
 ) -> str:
     """The plan's one SQL statement in ``dialect``: a registered dialect's name (looked
     up in ``host``, by default the process's), printed in its sqlglot dialect; or a
-    rules object (tests compare with plain ``DialectRules("spark")``)."""
+    rules object (tests compare with plain ``DialectRules("spark")``). ``note``: head a
+    statement without a range with a comment saying its grid is the data's (what
+    ``kpi compile``/``kpi explain`` print; the statement itself stays plain SQL)."""
     rules = rules_for(dialect, host) if isinstance(dialect, str) else dialect
     query = build_query(plan, rules)
+    if note and (text := _grid_note(plan)):
+        # on the WITH clause, which sqlglot prints first: the note heads the statement
+        holder = query.args.get("with_") or query.args.get("with") or query
+        holder.add_comments([text])
     try:
         # what sqlglot cannot translate is an error, not a warning and SQL that fails
         return query.sql(dialect=rules.sqlglot, pretty=pretty, unsupported_level=ErrorLevel.RAISE)
@@ -256,6 +263,11 @@ class _QueryBuilder:
         self.rules = rules
         self.dims = [f"d{i}" for i in range(len(plan.request.by))]
         self.timed = plan.request.grain != "all"
+        #: scans reading the whole first period of an unaligned range (docs/semantics.md,
+        #: "Unaligned from"): their rows before ``from`` are history for time functions,
+        #: so each measure is computed twice, on the rows in ``[from, to)`` (the period's
+        #: own value) and on the whole period (``<alias>_w``, what time functions read)
+        self.split = _split_scans(plan) if self.timed else frozenset()
 
     def build(self) -> exp.Select:
         ctes: list[tuple[str, exp.Expression]] = []
@@ -332,10 +344,21 @@ class _QueryBuilder:
             column = self._ref(ref)
             selects.append(exp.alias_(column, alias))
             groups.append(column.copy())
+        own = None
+        if scan.alias in self.split:
+            assert request.start is not None, "a split scan has an unaligned start"
+            own = exp.GTE(
+                this=time.copy(), expression=self.rules.time_bound(request.start, scan.time_type)
+            )
         for measure in scan.measures.values():
             # visibility counts every row in range; values only the rows at the snapshot
-            value = self._measure(compiler, measure, None if measure.visibility else at_edge)
+            value = self._measure(
+                compiler, measure, own if measure.visibility else (own or at_edge)
+            )
             selects.append(exp.alias_(value, measure.alias))
+            if own is not None and not measure.visibility:
+                whole = self._measure(compiler, measure)
+                selects.append(exp.alias_(whole, f"{measure.alias}{WHOLE}"))
         query = query.select(*selects, copy=False)
         if conditions:
             query = query.where(exp.and_(*conditions, copy=False), copy=False)
@@ -400,6 +423,7 @@ class _QueryBuilder:
             and first is not None
             and lower != request.start
             and first < request.start
+            and scan.alias not in self.split
         ):
             found.append(
                 exp.Paren(
@@ -605,22 +629,46 @@ class _QueryBuilder:
             base = base.select(
                 exp.alias_(self._source_kpi(column), column.alias), append=True, copy=False
             )
+            if self.split:
+                whole = self._source_kpi(column, whole=True)
+                base = base.select(
+                    exp.alias_(whole, f"{column.alias}{WHOLE}"), append=True, copy=False
+                )
         layers.append(("l0", base))
         aliases = {c.name: c.alias for c in plan.columns.values()}
         for layer in range(1, plan.layers + 1):
             previous = layers[-1][0]
-            compiler = ExpressionCompiler(
-                self.rules,
-                plan.functions,
-                lambda node, previous=previous: exp.column(aliases[node.parts[0]], table=previous),
-                time_call=lambda node, args, previous=previous: self._time_call(
-                    node, args, previous
-                ),
-            )
+
+            def compiler_for(suffix: str, window_suffix: str, previous: str = previous):
+                """Names read ``<alias><suffix>``; time functions read whole periods."""
+                if window_suffix != suffix:
+                    reader = compiler_for(window_suffix, window_suffix)
+
+                    def time_call(node: Call, args: list[exp.Expression]) -> exp.Expression:
+                        whole = [reader.compile(a) for a in node.args[:1]]
+                        return self._time_call(node, whole, previous)
+                else:
+
+                    def time_call(node: Call, args: list[exp.Expression]) -> exp.Expression:
+                        return self._time_call(node, args, previous)
+
+                return ExpressionCompiler(
+                    self.rules,
+                    plan.functions,
+                    lambda node: exp.column(aliases[node.parts[0]] + suffix, table=previous),
+                    time_call=time_call,
+                )
+
+            compiler = compiler_for("", WHOLE if self.split else "")
             query = _select(exp.Star()).from_(_table(previous), copy=False)
             for column in by_layer.get(layer, []):
                 value = _fill(compiler.compile(column.expression), column)
                 query = query.select(exp.alias_(value, column.alias), append=True, copy=False)
+                if self.split:
+                    whole = _fill(compiler_for(WHOLE, WHOLE).compile(column.expression), column)
+                    query = query.select(
+                        exp.alias_(whole, f"{column.alias}{WHOLE}"), append=True, copy=False
+                    )
             layers.append((f"l{layer}", query))
         return layers
 
@@ -725,12 +773,15 @@ class _QueryBuilder:
             spec=spec,
         )
 
-    def _source_kpi(self, column: KpiColumn) -> exp.Expression:
+    def _source_kpi(self, column: KpiColumn, whole: bool = False) -> exp.Expression:
+        """A source KPI from its scan's measures; ``whole``: from the whole-period
+        measures of a split scan (the same measures for a scan that is not split)."""
         scan_alias = column.scans[0]
+        suffix = WHOLE if whole and scan_alias in self.split else ""
 
         def aggregate(node: Call) -> exp.Expression:
             measure = column.measures[node]
-            value: exp.Expression = exp.column(measure.alias, table=scan_alias)
+            value: exp.Expression = exp.column(measure.alias + suffix, table=scan_alias)
             if measure.counts:  # an empty period has a count of 0, not null
                 value = exp.Coalesce(this=value, expressions=[exp.Literal.number(0)])
             return value
@@ -739,6 +790,30 @@ class _QueryBuilder:
             self.rules, self.plan.functions, name=_no_columns, aggregate=aggregate
         )
         return _fill(compiler.compile(column.expression), column)
+
+
+def _grid_note(plan: Plan) -> str | None:
+    """Why a statement's numbers can differ from ``kpi run``'s: without a range its period
+    grid comes from the data (decisions.md #3), which ``kpi run`` never leaves to it."""
+    if plan.request.grain == "all" or plan.periods is not None or plan.request.start:
+        return None
+    return (
+        " no --from/--to: the period grid is the periods with data; kpi run first "
+        "asks the engine for the data's range and fills empty periods "
+    )
+
+
+WHOLE = "_w"  # suffix of a column's whole-period twin in a split statement
+
+
+def _split_scans(plan: Plan) -> frozenset[str]:
+    """Scans whose whole first period is read: the range starts inside a period and the
+    scan feeds time functions (look-back). Snapshot scans are not split: their snapshot
+    time is chosen among the rows in range, so the part before ``from`` stays out."""
+    start, first = plan.request.start, plan.first_period
+    if start is None or first is None or first >= start:
+        return frozenset()
+    return frozenset(s.alias for s in plan.scans if s.lookback != 0 and s.snapshot is None)
 
 
 def _uses(plan: Plan, function: str) -> bool:

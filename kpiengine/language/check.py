@@ -108,8 +108,12 @@ class _Checker:
             return scope.variables[node.parts[0]]
         if len(node.parts) == 1 and node.parts[0] in scope.project.kpis:
             return "number"
-        candidates = [*scope.project.kpis, *scope.variables]
-        hint = did_you_mean(node.dotted, candidates)
+        # In a rule, `value`, `target` and `previous` are what a near miss most often
+        # means (`valeu < target`): offer them before the project's KPIs, whose many
+        # names would otherwise win the did-you-mean (`utilization` for `target`).
+        near = [*scope.variables, "target"] if "value" in scope.variables else scope.variables
+        hint = did_you_mean(node.dotted, near)
+        hint = hint or did_you_mean(node.dotted, [*scope.project.kpis, *scope.variables])
         if hint is None and any(
             node.parts[-1] in s.columns for s in scope.project.sources.values()
         ):
@@ -381,6 +385,11 @@ class _Checker:
         hint = None
         if {left, right} == {"string"} | ({left, right} & TEMPORAL) and len({left, right}) == 2:
             hint = "write a date as date '2024-01-31'"
+        elif {left, right} & TEMPORAL and "number" in (left, right):
+            hint = (
+                "compare with a date literal, e.g. `date '2024-01-01'`, or count days "
+                "with days_between(a, b), e.g. `days_between(created_at, closed_at) > 30`"
+            )
         self.scope.error(
             "KPI305", f"{what} compares {_describe(left)} with {_describe(right)}", span, hint
         )
@@ -457,7 +466,7 @@ def check_project(project: Project, functions: FunctionRegistry | None = None) -
         found.extend(_check_source(project, source))
         found.extend(_check_mappings(project, source))
     for kpi in project.kpis.values():
-        found.extend(_check_kpi(project, kpi, functions))
+        found.extend(check_kpi(project, kpi, functions))
     found.extend(_check_cycles(project))
     for rule in project.rules:
         found.extend(_check_rule(project, rule, None, functions))
@@ -591,7 +600,9 @@ def _check_time_column(source: Source, name: str, span: Span) -> list[Diagnostic
     return []
 
 
-def _check_kpi(project: Project, kpi: Kpi, functions: FunctionRegistry) -> list[Diagnostic]:
+def check_kpi(project: Project, kpi: Kpi, functions: FunctionRegistry) -> list[Diagnostic]:
+    """The problems of one KPI and its rules alone: what `kpi run` needs to tell a KPI it
+    cannot compute from the ones it can (the project's other problems are not its own)."""
     if kpi.is_derived:
         found = _check_derived(project, kpi, functions)
     else:

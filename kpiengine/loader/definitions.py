@@ -13,6 +13,7 @@ left out; an invalid optional field is left at its default.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -677,3 +678,48 @@ class _Loader:
         when = doc.expression("when")
         message = doc.get(data, "message")
         self.rules[name] = Rule(name, when, data["severity"], span, message)
+
+
+# -- errors that follow from a file that could not be read ---------------------------------
+
+_UNKNOWN_NAME = re.compile(r"^unknown (KPI|source) `([^`]+)`")
+
+
+def mark_consequences(project: Project, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """An unknown KPI or source (KPI302, KPI311) that a file with invalid YAML (KPI101)
+    defines by the look of its text is a consequence of that file, not a second mistake:
+    say so in the hint, so the analyst fixes the file rather than the name. The error
+    stays (the KPI naming it cannot be computed until the file is fixed)."""
+    broken = sorted({d.span.file for d in diagnostics if d.code == "KPI101" and d.span})
+    if not broken:
+        return diagnostics
+    marked: list[Diagnostic] = []
+    for diagnostic in diagnostics:
+        match = _UNKNOWN_NAME.match(diagnostic.message)
+        if diagnostic.code in ("KPI302", "KPI311") and match:
+            key = "kpi" if match.group(1) == "KPI" else "source"
+            file = _defining_file(project.texts, broken, key, match.group(2))
+            if file is not None:
+                hint = (
+                    f"`{match.group(2)}` seems to be defined in {file}, which has invalid "
+                    "YAML (see the error there): fix that file first"
+                )
+                diagnostic = dataclasses.replace(diagnostic, hint=hint)
+        marked.append(diagnostic)
+    return marked
+
+
+def _defining_file(texts: SourceTexts, files: list[str], key: str, name: str) -> str | None:
+    """The first of ``files`` with a line ``kpi: name`` (or ``source: name``, possibly as
+    ``- kpi: name``, quoted or not; a source only at the top level, not a KPI's
+    ``source:``): a file that did not parse is read as lines."""
+    lead = r"\s*(?:-\s+)?" if key == "kpi" else ""  # a source file starts `source:`
+    value = rf"['\"]?{re.escape(name)}['\"]?"
+    pattern = re.compile(rf"^{lead}{key}\s*:\s*{value}\s*(?:#.*)?$")
+    for file in files:
+        number = 1
+        while (line := texts.line(file, number)) is not None:
+            if pattern.match(line):
+                return file
+            number += 1
+    return None

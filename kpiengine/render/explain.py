@@ -43,5 +43,9 @@ def explain_kpi(project: Any, name: str, dialect: str = "duckdb") -> str:
         lines.append(f"{pad}  columns: {', '.join(columns) or '(rows only)'}")
 
     describe(name, 0)
-    lines += ["", f"SQL ({dialect}, grain month):", project.compile([name], dialect=dialect) + ";"]
+    lines += [
+        "",
+        f"SQL ({dialect}, grain month):",
+        project.compile([name], dialect=dialect, note=True) + ";",
+    ]
     return "\n".join(lines)

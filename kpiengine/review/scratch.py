@@ -216,19 +216,17 @@ def _postgres(
             "tables only: run `kpi test` without --connector (DuckDB) for these definitions"
         )
     schema = f"kpi_test_{uuid.uuid4().hex[:12]}"
-    conninfo = _libpq(url)
-    try:
-        writer = psycopg.connect(conninfo, autocommit=True)
-    except psycopg.Error as error:
-        raise EngineError(f"PostgreSQL: cannot connect to load the fixtures: {error}") from error
+    writer, target = _postgres_writer(url)
     try:
         try:
             writer.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
         except psycopg.Error as error:
             raise EngineError(
-                f"PostgreSQL: cannot create the scratch schema ({error}); `kpi test` on "
-                "PostgreSQL needs a role that may create a schema in the database"
-            ) from error
+                f"PostgreSQL ({target}): cannot create the scratch schema ({_first_line(error)});"
+                f" `kpi test` on PostgreSQL needs a role that may create a schema in the"
+                f" database (GRANT CREATE ON DATABASE {target.database} TO {target.user}), or"
+                " leave out --connector to test on an in-memory DuckDB"
+            ) from None
         try:
             with writer.transaction():
                 for table, columns in tables.items():
@@ -244,7 +242,9 @@ def _postgres(
                         with writer.cursor() as cursor:
                             cursor.executemany(insert, rows[table])
         except psycopg.Error as error:
-            raise EngineError(f"PostgreSQL: cannot load the fixtures: {error}") from error
+            raise EngineError(
+                f"PostgreSQL ({target}): cannot load the fixtures: {_first_line(error)}"
+            ) from None
         separator = "&" if "?" in url else "?"
         with connect(f"{url}{separator}options=-csearch_path%3D{schema}") as reader:
             yield reader
@@ -256,10 +256,20 @@ def _postgres(
             writer.close()
 
 
-def _libpq(url: str) -> str:
-    """The URL as libpq takes it, without kpiengine's own options."""
+def _postgres_writer(url: str) -> tuple[Any, Any]:
+    """An autocommit psycopg connection for loading the fixtures, and where it points (for
+    messages); connection failures come out as the connector explains them (exit 3)."""
     try:
-        from kpiengine_postgres.connection import split_url
+        from kpiengine_postgres.connection import Target, connect, split_url
     except ImportError:
         raise UsageError("PostgreSQL needs the plugin: pip install ./plugins/postgres") from None
-    return split_url(url)[0]
+    conninfo = split_url(url)[0]
+    target = Target(conninfo)
+    return connect(conninfo, target), target
+
+
+def _first_line(error: Exception) -> str:
+    """The driver's first line, without any password libpq may echo."""
+    from kpiengine_postgres.connection import _first_line as first_line
+
+    return str(first_line(error))

@@ -313,4 +313,22 @@ CASES: tuple[Case, ...] = (
         where="accounts.segment = 'smb'",
         **_YEAR_2024,
     ),
+    Case(
+        "round-ties-and-exact-median",
+        "ROUND of exact halves away from zero (not to even), and an exact median and"
+        " percentile over 10 001 rows (not a sample of 8 192)",
+        "all",
+        (None,),
+        {
+            "ticks_count": [10_001],
+            "ticks_median": [25_000_000],  # 5 000²: the middle of 0², 1², ..., 10 000²
+            "ticks_p90": [81_000_000],  # 9 000²: position 0.9 × 10 000 = 9 000
+            # per 10 rows: round(0.5 ... 9.5) = 1 + ... + 10 = 55 (to even: 50); id 10 000
+            # is 0.5 → 1
+            "ticks_round": [55_001],
+            "ticks_round_negative": [-55_001],  # -0.5 → -1 (floor(x + 0.5) gives 0)
+            # h / 4 = 0.125, 0.375, ..., 2.375 → 0.13, 0.38, ..., 2.38: 12.55 per 10 rows
+            "ticks_round_2": [12_550.13],
+        },
+    ),
 )

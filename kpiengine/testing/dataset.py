@@ -134,6 +134,28 @@ _DEAL_ROWS = (
 # fmt: on
 
 
+#: Rows of ``ticks``: more than 8 192, where ClickHouse's quantile() and Trino's
+#: approx_percentile stop being exact; N - 1 = 10 000 puts the median and the 90th
+#: percentile on a row, so neither needs interpolating.
+TICKS_ROWS = 10_001
+
+
+def _tick_rows() -> tuple[tuple[Any, ...], ...]:
+    """``v`` = k² for k = 0 … 10 000, in a scrambled order (k = id × 7919 mod 10 001), so
+    the median is 5 000² and the 90th percentile 9 000²; ``h`` = (id mod 10) + 0.5, exact
+    binary halves (ROUND ties every engine sees as ties)."""
+    january = _d("2024-01-01")
+    return tuple(
+        (
+            i,
+            january + dt.timedelta(days=i % 28),
+            float((i * 7919 % TICKS_ROWS) ** 2),
+            (i % 10) + 0.5,
+        )
+        for i in range(TICKS_ROWS)
+    )
+
+
 DATASET = Dataset(
     {
         "deals": Table(
@@ -174,6 +196,10 @@ DATASET = Dataset(
                 (_d("2024-04-30"), "a4", "north", None),
             ),
         ),
+        "ticks": Table(
+            (("id", "integer"), ("day", "date"), ("v", "number"), ("h", "number")),
+            _tick_rows(),
+        ),
     }
 )
 
@@ -204,6 +230,16 @@ _SOURCES = {
         columns:
           account_id: {{type: string, key: true}}
           segment: string
+        """,
+    "sources/ticks.yaml": """
+        source: ticks
+        table: {prefix}ticks
+        time: day
+        columns:
+          id: {{type: integer, key: true}}
+          day: date
+          v: number
+          h: number
         """,
     "sources/balances.yaml": """
         source: balances
@@ -258,6 +294,14 @@ _BALANCE_KPIS: tuple[tuple[str, str, str], ...] = (
     ("customers_last", "count()", "semi_additive: last"),
     ("mrr_plain", "sum(mrr)", ""),
 )
+_TICK_KPIS: tuple[tuple[str, str, str], ...] = (
+    ("ticks_count", "count()", ""),
+    ("ticks_median", "median(v)", ""),
+    ("ticks_p90", "percentile(v, 0.9)", ""),
+    ("ticks_round", "sum(round(h))", ""),
+    ("ticks_round_negative", "sum(round(0 - h))", ""),
+    ("ticks_round_2", "sum(round(h / 4, 2))", ""),
+)
 _DERIVED_KPIS: tuple[tuple[str, str], ...] = (
     ("avg_deal", "revenue / won"),
     ("prev_revenue", "previous(revenue)"),
@@ -278,7 +322,11 @@ def project_files(fiscal_year_start: int = 1, schema: str | None = None) -> dict
     for path, text in _SOURCES.items():
         files[path] = textwrap.dedent(text).lstrip("\n").format(prefix=prefix)
     entries = []
-    for source, kpis in (("deals", _DEAL_KPIS), ("balances", _BALANCE_KPIS)):
+    for source, kpis in (
+        ("deals", _DEAL_KPIS),
+        ("balances", _BALANCE_KPIS),
+        ("ticks", _TICK_KPIS),
+    ):
         for name, expression, extra in kpis:
             entry = f"  - kpi: {name}\n    source: {source}\n    expression: {expression}\n"
             entries.append(entry + (f"    {extra}\n" if extra else ""))
