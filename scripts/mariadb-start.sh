@@ -31,6 +31,7 @@ READER="kpi_reader"
 
 log() { echo "mariadb-start: $*" >&2; }
 die() { log "$*"; exit 1; }
+source "$ROOT/scripts/lib-server.sh"
 
 find_server() {
     local candidate
@@ -79,25 +80,7 @@ if ! SERVER="$(find_server)" || ! command -v mariadb-install-db >/dev/null 2>&1;
 fi
 
 # -- who runs it --------------------------------------------------------------------------
-as_owner=()
-if [[ "$(id -u)" -eq 0 ]]; then
-    OWNER="${KPI_MARIADB_OWNER:-}"
-    if [[ -z "$OWNER" ]]; then
-        if id mysql >/dev/null 2>&1; then
-            OWNER=mysql
-        else
-            OWNER=kpiengine-mariadb
-            if ! id "$OWNER" >/dev/null 2>&1; then
-                log "creating system user $OWNER (the server does not run as root)"
-                useradd --system --no-create-home --home-dir /nonexistent \
-                    --shell /usr/sbin/nologin "$OWNER"
-            fi
-        fi
-    fi
-    as_owner=(runuser -u "$OWNER" --)
-else
-    OWNER="$(id -un)"
-fi
+server_owner "${KPI_MARIADB_OWNER:-}" mysql kpiengine-mariadb "the server does not run as root"
 
 # -- create -----------------------------------------------------------------------------
 mkdir -p "$STATE"
@@ -112,14 +95,6 @@ SOCKET="$DATA/mysqld.sock"
     --auth-root-authentication-method=socket --skip-test-db \
     >"$STATE/install.log" 2>&1 || { cat "$STATE/install.log" >&2; die "mariadb-install-db failed"; }
 
-free_port() {
-    local python
-    python="$(command -v python3 || command -v python)"
-    "$python" -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
 
 started=""
 for attempt in 1 2 3; do

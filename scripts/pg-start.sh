@@ -31,6 +31,7 @@ READER="kpi_reader"
 
 log() { echo "pg-start: $*" >&2; }
 die() { log "$*"; exit 1; }
+source "$ROOT/scripts/lib-server.sh"
 
 find_bindir() {
     local dir
@@ -86,25 +87,7 @@ if ! BINDIR="$(find_bindir)"; then
 fi
 
 # -- who runs it --------------------------------------------------------------------------
-as_owner=()
-if [[ "$(id -u)" -eq 0 ]]; then
-    OWNER="${KPI_PG_OWNER:-}"
-    if [[ -z "$OWNER" ]]; then
-        if id postgres >/dev/null 2>&1; then
-            OWNER=postgres
-        else
-            OWNER=kpiengine-pg
-            if ! id "$OWNER" >/dev/null 2>&1; then
-                log "creating system user $OWNER (PostgreSQL refuses to run as root)"
-                useradd --system --no-create-home --home-dir /nonexistent \
-                    --shell /usr/sbin/nologin "$OWNER"
-            fi
-        fi
-    fi
-    as_owner=(runuser -u "$OWNER" --)
-else
-    OWNER="$(id -un)"
-fi
+server_owner "${KPI_PG_OWNER:-}" postgres kpiengine-pg "PostgreSQL refuses to run as root"
 
 # -- create -----------------------------------------------------------------------------
 mkdir -p "$STATE"
@@ -138,14 +121,6 @@ timezone = 'UTC'
 log_min_messages = warning
 EOF
 
-free_port() {
-    local python
-    python="$(command -v python3 || command -v python)"
-    "$python" -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
 
 started=""
 for attempt in 1 2 3; do
