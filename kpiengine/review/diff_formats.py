@@ -10,20 +10,13 @@ from typing import Any
 
 from kpiengine.render.renderers import markdown_text
 from kpiengine.review.diff import FIRST_ROWS, CellChange, Diff, ValueChanges
+from kpiengine.review.outcome_formats import number_text
 
 FORMATS = ("text", "markdown", "json")
 
 
 def render(diff: Diff, fmt: str) -> str:
     return {"text": render_text, "markdown": render_markdown, "json": render_json}[fmt](diff)
-
-
-def _number(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, float):
-        return f"{value:.10g}"
-    return str(value)
 
 
 def _signed(value: float | None) -> str:
@@ -38,7 +31,7 @@ def _side(change: CellChange, which: str) -> str:
     present = change.base_row if which == "base" else change.head_row
     if not present:
         return "(no row)"
-    return _number(change.base if which == "base" else change.head)
+    return number_text(change.base if which == "base" else change.head)
 
 
 def _where(change: CellChange) -> str:
@@ -112,7 +105,7 @@ def render_text(diff: Diff) -> str:
     for values in diff.values:
         out.append(f"  {values.kpi} [{values.reason}]: {_summary(values)}")
         if values.changes:
-            table = _rows(values, _number)
+            table = _rows(values, number_text)
             widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
             out.extend(
                 "    " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
@@ -148,7 +141,7 @@ def render_markdown(diff: Diff) -> str:
         for values in diff.values:
             if not values.changes:
                 continue
-            table = _rows(values, lambda v: markdown_text(_number(v)))
+            table = _rows(values, lambda v: markdown_text(number_text(v)))
             out += ["", f"<details><summary>{markdown_text(values.kpi)}: first changed rows"]
             out += ["</summary>", ""]
             out += ["| " + " | ".join(table[0]) + " |", "|" + "---|" * len(table[0])]

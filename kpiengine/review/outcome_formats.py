@@ -22,7 +22,8 @@ def render(session: Session, fmt: str) -> str:
     return {"text": render_text, "json": render_json, "junit": render_junit}[fmt](session)
 
 
-def _number(value: Any) -> str:
+def number_text(value: Any) -> str:
+    """A value as the review outputs print it: ``null``, floats to 10 significant digits."""
     if value is None:
         return "null"
     if isinstance(value, float):
@@ -41,10 +42,10 @@ def mismatch_table(mismatches: list[Mismatch]) -> list[str]:
             [
                 f"line {m.row.span.line}",
                 m.row.period.isoformat() if m.row.period else "",
-                *(_number(values.get(d)) for d in dims),
+                *(number_text(values.get(d)) for d in dims),
                 m.kpi,
-                _number(m.expected),
-                "(no such row)" if m.missing else _number(m.actual),
+                number_text(m.expected),
+                "(no such row)" if m.missing else number_text(m.actual),
             ]
         )
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]

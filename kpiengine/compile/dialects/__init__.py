@@ -186,6 +186,24 @@ def as_double(value: exp.Expression) -> exp.Expression:
     return exp.Cast(this=value, to=exp.DataType.build(double))
 
 
+def parenthesized(value: exp.Expression) -> exp.Expression:
+    """``value`` wrapped in parentheses when it is an operation (``a + b``, ``-a``), so a
+    rewrite that multiplies or divides it keeps its meaning."""
+    if isinstance(value, exp.Binary | exp.Neg):
+        return exp.Paren(this=value)
+    return value
+
+
+def int_literal(value: exp.Expression | None) -> int | None:
+    """The value of an integer literal, also a negative one (``-1`` is ``Neg(1)``)."""
+    sign = 1
+    if isinstance(value, exp.Neg):
+        sign, value = -1, value.this
+    if isinstance(value, exp.Literal) and value.is_int:
+        return sign * int(value.to_py())
+    return None
+
+
 def null_if_any_null(node: exp.Greatest | exp.Least) -> exp.Expression:
     """GREATEST/LEAST that are null when any argument is null, as kpiengine's are (and as
     sqlglot renders them for DuckDB and SQLite), on engines whose own skip nulls."""

@@ -18,7 +18,13 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from kpiengine.compile.dialects import DialectRules, as_double, null_if_any_null
+from kpiengine.compile.dialects import (
+    DialectRules,
+    as_double,
+    int_literal,
+    null_if_any_null,
+    parenthesized,
+)
 from kpiengine.compile.dialects.capabilities import rewritten
 
 _DOCS = "https://spark.apache.org/docs/latest"
@@ -71,7 +77,7 @@ class Rules(DialectRules):
         # integers keep Spark's exact ROUND, as DuckDB's. typeof() is folded by Spark
         # when it plans the statement.
         decimals = node.args.get("decimals")
-        digits = _int_literal(decimals)
+        digits = int_literal(decimals)
         if decimals is None or digits is None:
             return node  # a computed number of digits: Spark's ROUND as it is
         if digits == 0:
@@ -82,14 +88,14 @@ class Rules(DialectRules):
         if digits > 0:
             scaled = exp.Div(
                 this=exp.Round(
-                    this=exp.Mul(this=_paren(value.copy()), expression=scale), decimals=zero
+                    this=exp.Mul(this=parenthesized(value.copy()), expression=scale), decimals=zero
                 ),
                 expression=scale.copy(),
             )
         else:
             scaled = exp.Mul(
                 this=exp.Round(
-                    this=exp.Div(this=_paren(value.copy()), expression=scale), decimals=zero
+                    this=exp.Div(this=parenthesized(value.copy()), expression=scale), decimals=zero
                 ),
                 expression=scale.copy(),
             )
@@ -107,19 +113,3 @@ class Rules(DialectRules):
         exp.Greatest: null_if_any_null,
         exp.Least: null_if_any_null,
     }
-
-
-def _paren(value: exp.Expression) -> exp.Expression:
-    if isinstance(value, exp.Binary | exp.Neg):
-        return exp.Paren(this=value)
-    return value
-
-
-def _int_literal(value: exp.Expression | None) -> int | None:
-    """The value of an integer literal, also a negative one (``-1`` is ``Neg(1)``)."""
-    sign = 1
-    if isinstance(value, exp.Neg):
-        sign, value = -1, value.this
-    if isinstance(value, exp.Literal) and value.is_int:
-        return sign * int(value.to_py())
-    return None

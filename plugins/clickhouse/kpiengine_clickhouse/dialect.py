@@ -17,7 +17,13 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from kpiengine.compile.dialects import DialectRules, as_double, null_if_any_null
+from kpiengine.compile.dialects import (
+    DialectRules,
+    as_double,
+    int_literal,
+    null_if_any_null,
+    parenthesized,
+)
 
 
 class Rules(DialectRules):
@@ -42,7 +48,7 @@ class Rules(DialectRules):
         # product was rounded: the product's exact error (Dekker's TwoProduct, in plain
         # double arithmetic) says on which side of the half x * 10^n really is.
         decimals = node.args.get("decimals")
-        digits = _int_literal(decimals)
+        digits = int_literal(decimals)
         value = as_double(node.this.copy())
         if decimals is not None and digits is None:
             return node  # a computed number of digits: ClickHouse's round as it is
@@ -50,9 +56,9 @@ class Rules(DialectRules):
             return _half_away(value)
         scale = 10.0 ** abs(digits)
         if digits < 0:  # x / 10^n: ties of an inexact quotient are not corrected
-            scaled = exp.Div(this=_paren(value), expression=_number(scale))
-            return exp.Mul(this=_paren(_half_away(scaled)), expression=_number(scale))
-        return exp.Div(this=_paren(_exact_round(value, scale)), expression=_number(scale))
+            scaled = exp.Div(this=parenthesized(value), expression=_number(scale))
+            return exp.Mul(this=parenthesized(_half_away(scaled)), expression=_number(scale))
+        return exp.Div(this=parenthesized(_exact_round(value, scale)), expression=_number(scale))
 
     # ClickHouse's greatest/least skip nulls (since 24.12); kpiengine's are null
     REWRITES = {
@@ -79,9 +85,9 @@ class Rules(DialectRules):
 
 def _half_away(value: exp.Expression) -> exp.Expression:
     """``value`` rounded to a whole number, halves away from zero (C's round)."""
-    whole = exp.Anonymous(this="trunc", expressions=[_paren(value.copy())])
-    fraction = exp.Abs(this=exp.Sub(this=_paren(value.copy()), expression=whole.copy()))
-    step = exp.Anonymous(this="sign", expressions=[_paren(value.copy())])
+    whole = exp.Anonymous(this="trunc", expressions=[parenthesized(value.copy())])
+    fraction = exp.Abs(this=exp.Sub(this=parenthesized(value.copy()), expression=whole.copy()))
+    step = exp.Anonymous(this="sign", expressions=[parenthesized(value.copy())])
     return exp.If(
         this=exp.GTE(this=fraction, expression=exp.Literal.number("0.5")),
         true=exp.Add(this=whole.copy(), expression=step),
@@ -92,13 +98,13 @@ def _half_away(value: exp.Expression) -> exp.Expression:
 def _exact_round(value: exp.Expression, scale: float) -> exp.Expression:
     """``value * scale`` rounded to a whole number as if the product were exact, halves
     away from zero. Correct while ``value * scale`` stays below 2**52."""
-    product = exp.Mul(this=_paren(value.copy()), expression=_number(scale))
+    product = exp.Mul(this=parenthesized(value.copy()), expression=_number(scale))
     error = _product_error(value, scale, product)
     whole = exp.Anonymous(this="trunc", expressions=[product.copy()])
-    fraction = exp.Abs(this=exp.Sub(this=_paren(product.copy()), expression=whole.copy()))
+    fraction = exp.Abs(this=exp.Sub(this=parenthesized(product.copy()), expression=whole.copy()))
     is_half = exp.EQ(this=fraction, expression=exp.Literal.number("0.5"))
     smaller = exp.LT(
-        this=exp.Mul(this=_paren(error), expression=_paren(product.copy())),
+        this=exp.Mul(this=parenthesized(error), expression=parenthesized(product.copy())),
         expression=exp.Literal.number(0),
     )
     return exp.If(
@@ -110,18 +116,18 @@ def _product_error(value: exp.Expression, scale: float, product: exp.Expression)
     """The exact ``value * scale - product`` (Dekker's TwoProduct): ``value`` is split
     into two 26-bit halves in SQL, ``scale`` here."""
     split = 134217729.0  # 2**27 + 1
-    big = exp.Mul(this=_number(split), expression=_paren(value.copy()))
+    big = exp.Mul(this=_number(split), expression=parenthesized(value.copy()))
     high = exp.Sub(
         this=big, expression=exp.Paren(this=exp.Sub(this=big.copy(), expression=value.copy()))
     )
-    low = exp.Sub(this=_paren(value.copy()), expression=exp.Paren(this=high.copy()))
+    low = exp.Sub(this=parenthesized(value.copy()), expression=exp.Paren(this=high.copy()))
     scaled_big = split * scale
     scale_high = scaled_big - (scaled_big - scale)
     scale_low = scale - scale_high
     terms = [
         exp.Sub(
             this=exp.Mul(this=exp.Paren(this=high.copy()), expression=_number(scale_high)),
-            expression=_paren(product.copy()),
+            expression=parenthesized(product.copy()),
         ),
         exp.Mul(this=exp.Paren(this=high.copy()), expression=_number(scale_low)),
         exp.Mul(this=exp.Paren(this=low.copy()), expression=_number(scale_high)),
@@ -138,19 +144,3 @@ def _number(value: float) -> exp.Expression:
     text = repr(float(value))
     literal = exp.Literal.number(text.lstrip("-"))
     return exp.Neg(this=literal) if text.startswith("-") else literal
-
-
-def _paren(value: exp.Expression) -> exp.Expression:
-    if isinstance(value, exp.Binary | exp.Neg):
-        return exp.Paren(this=value)
-    return value
-
-
-def _int_literal(value: exp.Expression | None) -> int | None:
-    """The value of an integer literal, also a negative one (``-1`` is ``Neg(1)``)."""
-    sign = 1
-    if isinstance(value, exp.Neg):
-        sign, value = -1, value.this
-    if isinstance(value, exp.Literal) and value.is_int:
-        return sign * int(value.to_py())
-    return None
