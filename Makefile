@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast lint format bench clean browser fuzz
+.PHONY: bench-big demo test test-fast lint format bench clean browser fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,8 +54,16 @@ fuzz: $(VENV)/.test
 
 bench: $(VENV)/.test  # prints ratios against same-run baselines; see docs/performance.md
 	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/cold_start.py
 	$(BIN)/python bench/compile_speed.py
 	$(BIN)/python bench/execute_speed.py
+	$(BIN)/python bench/hand_sql.py 1000000
+	$(BIN)/python bench/windows_speed.py 1000000
+
+bench-big: $(VENV)/.test  # once, late: 10M rows (≈ 11 GB RAM and 10 min to generate, 4.3 GB on disk)
+	$(BIN)/python bench/hand_sql.py 10000000 5
+	$(BIN)/python bench/windows_speed.py 10000000 5
+	$(BIN)/python bench/execute_speed.py 10000000
 
 clean:
 	rm -rf $(VENV) build dist demo .pytest_cache .ruff_cache

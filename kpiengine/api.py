@@ -95,19 +95,45 @@ class KpiProject:
         note = bool(options.pop("note", False))  # the CLI's no-range comment
         return compile_plan(self.plan(kpis, **options), dialect, host=self.plugins, note=note)
 
-    def run(self, kpis: Iterable[str] | None, connection: object, **options: object) -> Result:
-        """Compute ``kpis`` (all when None) on an open connection, and evaluate their rules."""
-        return self.execute(self.plan(kpis, **options), connection)
+    def run(
+        self,
+        kpis: Iterable[str] | None,
+        connection: object,
+        as_of: str | dt.date | None = None,
+        **options: object,
+    ) -> Result:
+        """Compute ``kpis`` (all when None) on an open connection, and evaluate their rules
+        (``pace`` and ``partial`` at ``as_of``, default today)."""
+        names = self.with_rule_inputs(kpis)
+        return self.execute(self.plan(names, **options), connection, as_of, shown=kpis)
 
-    def execute(self, plan: Plan, connection: object) -> Result:
+    def with_rule_inputs(self, kpis: Iterable[str] | None) -> list[str] | None:
+        """``kpis`` and the KPIs their rules read (``require: deals_closed >= 20``)."""
+        from kpiengine.rules.evaluate import rule_inputs
+
+        if kpis is None:
+            return None
+        names = list(kpis)
+        return [*names, *rule_inputs(self.model, names)]
+
+    def execute(
+        self,
+        plan: Plan,
+        connection: object,
+        as_of: str | dt.date | None = None,
+        shown: Iterable[str] | None = None,
+    ) -> Result:
         """Compute a plan built by :meth:`plan` on an open connection, and evaluate its
         rules: the CLI builds the plan once (definition errors before the engine opens)
-        and hands it on, rather than each stage building its own."""
+        and hands it on, rather than each stage building its own. ``shown``: the KPIs to
+        keep in the result (the plan may hold more for rules, :meth:`with_rule_inputs`)."""
         from kpiengine.execute.run import run
-        from kpiengine.rules.evaluate import evaluate
+        from kpiengine.rules.evaluate import evaluate, shown_only
 
         result = run(plan, connection, self.plugins)  # type: ignore[arg-type]
-        return result.evaluated(*evaluate(self.model, result))
+        result = dataclasses.replace(result, as_of=_date(as_of, "as_of") or dt.date.today())
+        result = result.evaluated(*evaluate(self.model, result))
+        return result if shown is None else shown_only(self.model, result, list(shown))
 
     def rule_kpis(self) -> list[str]:
         """KPIs that have rules, and those that standalone rule files name."""
@@ -125,9 +151,11 @@ class KpiProject:
         grain: str = "month",
         start: str | dt.date | None = None,
         end: str | dt.date | None = None,
+        as_of: str | dt.date | None = None,
         **options: object,
     ) -> Result:
-        """Evaluate rules over ``[start, end)`` (default: the last complete period).
+        """Evaluate rules over ``[start, end)`` (default: the last complete period before
+        ``as_of``, default today).
 
         One extra period before the range is computed so that ``previous`` has a value in
         the first period; its rows and alerts are dropped from the result.
@@ -136,19 +164,23 @@ class KpiProject:
 
         names = list(kpis) if kpis is not None else self.rule_kpis()
         start_date, end_date = _date(start, "start"), _date(end, "end")
+        today = _date(as_of, "as_of") or dt.date.today()
         if grain == "all":
             return self.run(
-                names, connection, grain=grain, start=start_date, end=end_date, **options
+                names, connection, today, grain=grain, start=start_date, end=end_date, **options
             )
         fiscal, week = self.model.fiscal_year_start, self.model.week_start
+        retail = self.model.retail_calendar
         if start_date is None and end_date is None:
-            end_date = period_start(dt.date.today(), grain, fiscal, week)
-            start_date = add_periods(end_date, grain, -1)
+            end_date = period_start(today, grain, fiscal, week, retail=retail)
+            start_date = add_periods(end_date, grain, -1, retail=retail)
         if start_date is None or end_date is None:
             raise UsageError("give both --from and --to, or neither (the last complete period)")
-        first = period_start(start_date, grain, fiscal, week)
-        earlier = add_periods(first, grain, -1)
-        result = self.run(names, connection, grain=grain, start=earlier, end=end_date, **options)
+        first = period_start(start_date, grain, fiscal, week, retail=retail)
+        earlier = add_periods(first, grain, -1, retail=retail)
+        result = self.run(
+            names, connection, today, grain=grain, start=earlier, end=end_date, **options
+        )
         keep = [r for r in result.rows if r.period is None or r.period >= first]
         kept = set(keep)  # once: a set per status made a long range quadratic
         return dataclasses.replace(
@@ -281,12 +313,22 @@ def load_and_check(
     ``plugins`` is a :class:`~kpiengine.plugins.manager.PluginHost` to load the project's
     plugins into (the caller keeps it: ``kpi validate --connector``, ``kpi plugins``), or
     module names for a new one."""
-    from kpiengine.language.check import check_project
-    from kpiengine.loader.definitions import find_project_root, load_project, mark_consequences
     from kpiengine.plugins.manager import PluginHost
 
     host = plugins if isinstance(plugins, PluginHost) else PluginHost(plugins)
-    root = Path(path) if path is not None else find_project_root()
+    if path is None:
+        from kpiengine.loader.definitions import find_project_root
+
+        path = find_project_root()
+    root = Path(path)
+    key = _project_key(root, host, lint, allow_plugins)  # before reading: files may change
+    cached = _cached_project(key, host, allow_plugins)
+    if cached is not None:
+        return cached
+    # a cache miss: only now the modules that parse YAML and expressions
+    from kpiengine.language.check import check_project
+    from kpiengine.loader.definitions import load_project, mark_consequences
+
     project, diagnostics = load_project(root)
     host.attach(project, load_plugins=allow_plugins)
     # Check what did load even when some files did not: one broken file must not hide
@@ -302,7 +344,46 @@ def load_and_check(
     ignore = frozenset(project.validate_ignore)
     if ignore:
         found = [d for d in found if d.code not in ignore or d.severity >= Severity.ERROR]
-    return project, sorted(found, key=Diagnostic.sort_key)
+    found = sorted(found, key=Diagnostic.sort_key)
+    _store_project(key, host, project, found)
+    return project, found
+
+
+def _project_key(root: Path, host: PluginHost, lint: bool, allow_plugins: bool) -> str | None:
+    """The cache key of this load (:mod:`kpiengine.cache`); None when plugins play a part
+    or the cache is off."""
+    from kpiengine import cache
+
+    return cache.project_key(root, lint, allow_plugins) if cache.usable(host) else None
+
+
+def _cached_project(
+    key: str | None, host: PluginHost, allow_plugins: bool
+) -> tuple[Project, list[Diagnostic]] | None:
+    """The project and diagnostics a previous process found for the same files, code and
+    options, attached to ``host`` as a fresh load would be."""
+    from kpiengine import cache
+
+    found = cache.load(key)
+    if key is None or not isinstance(found, tuple) or len(found) != 2 or found[0].plugins:
+        return None
+    project, diagnostics = found
+    host.attach(project, load_plugins=allow_plugins)
+    cache.remember_project(project, key)
+    return project, diagnostics
+
+
+def _store_project(
+    key: str | None, host: PluginHost, project: Project, found: list[Diagnostic]
+) -> None:
+    """Keep what was found for the next process, when plugin code played no part in it
+    (no project ``plugins:``, no installed plugin consulted while checking)."""
+    from kpiengine import cache
+
+    if key is None or project.plugins or not cache.usable(host):
+        return
+    cache.store(key, (project, found))
+    cache.remember_project(project, key)
 
 
 #: ``KPI_ALLOW_PLUGINS=1``: ``kpi validate`` imports the project's plugins (CI of a

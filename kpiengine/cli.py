@@ -6,6 +6,7 @@ Exit codes (SPEC §6): 0 fine, 1 findings or definition errors, 2 usage errors,
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import logging
 import re
@@ -621,6 +622,17 @@ def compile_command(query: Query, dialect: str) -> None:
     click.echo(sql + ";")
 
 
+def _as_of_option(function: Any) -> Any:
+    """``--as-of DATE``: the date in-progress periods are judged at (SPEC §13.8)."""
+    return click.option(
+        "--as-of",
+        "as_of",
+        metavar="DATE",
+        help="Judge in-progress periods at this date (default: today): rows of periods "
+        "that have begun and not ended are partial, and `pace` projects them.",
+    )(function)
+
+
 @cli.command(name="run")
 @click.option(
     "--format",
@@ -629,8 +641,9 @@ def compile_command(query: Query, dialect: str) -> None:
     default="table",
     show_default=True,
 )
+@_as_of_option
 @_query_command
-def run_command(query: Query, fmt: str) -> None:
+def run_command(query: Query, fmt: str, as_of: str | None) -> None:
     """Compute KPI values on an engine.
 
     \b
@@ -642,13 +655,15 @@ def run_command(query: Query, fmt: str) -> None:
 
     names = query.sound_names()
     project = query.project
-    plan = project.plan(names, **query.options)  # definition errors before opening the engine
+    as_of_date = _as_of(as_of)
+    # definition errors before opening the engine; the KPIs rules read are computed too
+    plan = project.plan(project.with_rule_inputs(names), **query.options)
     with query.connect() as connection, computing(names), dialect_warnings(connection.dialect):
-        result = project.execute(plan, connection)
+        result = project.execute(plan, connection, as_of_date, shown=names)
     if fmt == "json":
-        click.echo(result_json(result))
+        click.echo(result_json(result, project.model))
     elif fmt == "csv":
-        click.echo(result_csv(result), nl=False)
+        click.echo(result_csv(result, project.model), nl=False)
     else:
         click.echo(result_table(result, project.model))
     query.finish()
@@ -680,9 +695,24 @@ def _severity_choice() -> click.Choice:
     metavar="KEY=VALUE",
     help="Notifier option, e.g. timeout=5, retries=3 (repeatable).",
 )
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: the checked period, rows with status and partial, and alerts on stdout "
+    "(no console notifier unless --notify names it).",
+)
+@_as_of_option
 @_query_command
 def check_command(
-    query: Query, fail_on: str, notify: tuple[str, ...], notify_options: tuple[str, ...]
+    query: Query,
+    fail_on: str,
+    notify: tuple[str, ...],
+    notify_options: tuple[str, ...],
+    fmt: str,
+    as_of: str | None,
 ) -> None:
     """Evaluate rules (default: the last complete period) and send alerts.
 
@@ -697,15 +727,18 @@ def check_command(
 
     names = query.sound_names(default="rules")
     project = query.project
+    as_of_date = _as_of(as_of)
     options = _key_values(notify_options, "--notify-option")
-    targets = [_notifier_target(n) for n in (notify or ("console",))]
+    default_notify = ("console",) if fmt == "text" else ()
+    targets = [_notifier_target(n) for n in (notify or default_notify)]
     notifiers = [(find_notifier(name, project.plugins), target) for name, target in targets]
     for notifier, target in notifiers:  # a bad option or URL: usage error before any query
         check_options = getattr(notifier, "check_options", None)
         if check_options is not None:
             check_options({**options, "target": target})
     with query.connect() as connection, computing(names), dialect_warnings(connection.dialect):
-        result = project.check(names, connection, **query.options)
+        result = project.check(names, connection, as_of=as_of_date, **query.options)
+    _say_checked(result, query, fmt, project.model)
     failures = []
     for notifier, target in notifiers:
         try:
@@ -721,6 +754,37 @@ def check_command(
     if failures:
         sys.exit(3)
     query.finish()
+
+
+def _as_of(text: str | None) -> dt.date:
+    """``--as-of``: a date, default today (the machine's date)."""
+    if text is None:
+        return dt.date.today()
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--as-of `{text}` is not a date; write it as YYYY-MM-DD") from None
+
+
+def _say_checked(result: Any, query: Query, fmt: str, model: Any) -> None:
+    """Which period `kpi check` checked (stderr, or the JSON document on stdout), and a
+    warning when it has no data: a default range past the end of the data checks
+    nothing, and must not pass silently (issue 14)."""
+    from kpiengine.render.terminal import checked_period, result_json
+
+    checked = checked_period(result, default=query.start is None and query.end is None)
+    if fmt == "json":
+        click.echo(result_json(result, model, checked=checked))
+    say(f"kpi: {checked['text']}")
+    if checked["empty"]:
+        say(
+            f"kpi: warning: no data in the checked period ({checked['from']} to "
+            f"{checked['to']}): every value is empty (null or 0); "
+            "check another one with --from/--to"
+        )
+    insufficient = checked["insufficient_data"]
+    if insufficient:
+        say(f"kpi: {insufficient} row(s) with insufficient data: their guarded rules not evaluated")
 
 
 def _notifier_target(text: str) -> tuple[str, str | None]:
@@ -757,8 +821,11 @@ def _key_values(pairs: tuple[str, ...], flag: str) -> dict[str, str]:
     required=True,
     help="File to write (written whole or not at all).",
 )
+@_as_of_option
 @_query_command
-def report_command(query: Query, renderer: str, template: Path | None, output: Path) -> None:
+def report_command(
+    query: Query, renderer: str, template: Path | None, output: Path, as_of: str | None
+) -> None:
     """Compute KPIs, evaluate rules and render a report.
 
     \b
@@ -779,7 +846,7 @@ def report_command(query: Query, renderer: str, template: Path | None, output: P
     if mismatch:
         say(f"kpi: warning: {mismatch}")
     with query.connect() as connection, computing(names), dialect_warnings(connection.dialect):
-        result = project.run(names, connection, **query.options)
+        result = project.run(names, connection, _as_of(as_of), **query.options)
     report = build_report(project.model, result, result.alerts, result.statuses)
     _write_output(output, render_report(chosen, report, template).content)
     say(f"wrote {output} ({len(report.cards)} KPIs, {len(result.alerts)} alerts)")
@@ -1046,6 +1113,77 @@ def init_command(folder: Path, connector_url: str | None) -> None:
     for path in written:
         click.echo(f"wrote {path}")
     click.echo(f"next: kpi validate {folder} && kpi test {folder}")
+
+
+@cli.command(name="cohort")
+@click.argument("kpi")
+@click.option(
+    "--cohort",
+    "column",
+    required=True,
+    metavar="SOURCE.COLUMN",
+    help="Date column whose period is the cohort, e.g. accounts.customer_since.",
+)
+@click.option(
+    "--per",
+    metavar="COLUMN",
+    help="Entity column (e.g. account_id): adds gross retention, each entity capped at "
+    "its value at age 0.",
+)
+@click.option("--grain", type=click.Choice(GRAINS), default="month", show_default=True)
+@click.option("--from", "start", metavar="DATE", help="Range start (included).")
+@click.option("--to", "end", metavar="DATE", help="Range end (excluded).")
+@click.option("--where", metavar="EXPR", help="Row filter over dimensions.")
+@click.option(
+    "--max-periods", "max_periods", type=click.IntRange(min=1), metavar="N", help="Period cap."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "csv", "markdown", "html"]),
+    default="text",
+    show_default=True,
+)
+@click.option("-o", "--out", "out", type=click.Path(path_type=Path), help="File to write.")
+@_common
+def cohort_command(
+    kpi: str,
+    column: str,
+    per: str | None,
+    grain: str,
+    start: str | None,
+    end: str | None,
+    where: str | None,
+    max_periods: int | None,
+    fmt: str,
+    out: Path | None,
+    project_path: Path | None,
+    connector_url: str | None,
+    plugins: tuple[str, ...],
+) -> None:
+    """Retention triangle: a KPI by cohort (the period of a date column) and age.
+
+    \b
+    Example:
+      kpi cohort mrr --cohort accounts.customer_since --from 2025-01-01 --to 2026-01-01
+      kpi cohort customers --cohort accounts.customer_since --format html -o cohorts.html
+    """
+    from kpiengine.cohort import cohort_plans, run_cohort
+    from kpiengine.render.cohort_formats import render_cohort
+
+    if out is not None:
+        _check_writable(out)  # before the work, not after it
+    project = _load(project_path, plugins)
+    plans = cohort_plans(project, kpi, column, per, grain, start, end, where, max_periods)
+    url = _connector_url(connector_url, project)
+    with project.connect(url) as connection, computing([kpi]), dialect_warnings(connection.dialect):
+        cohorts = run_cohort(project, plans, connection, column, per)
+    text = render_cohort(cohorts, fmt)
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        _write_output(out, text)
+        say(f"wrote {out} ({len(cohorts.cohorts)} cohorts)")
 
 
 @cli.command(name="diff")

@@ -44,6 +44,7 @@ def run_demo(
     import time
 
     from kpiengine import api
+    from kpiengine.render.cohort_formats import demo_cohort
     from kpiengine.render.progress import progress
     from kpiengine.render.renderers import render_html
     from kpiengine.render.report_data import build_report
@@ -73,10 +74,12 @@ def run_demo(
         bar.step(f"computing {len(project.kpis)} KPIs")
         with api.connect(url) as connection:
             result = project.run(None, connection, grain="month", start=start, end=end)
+            cohort = demo_cohort(project, connection, start, end)  # the report's heat map
         bar.done()
         bar.step("evaluating rules and writing the report")
         alerts, statuses = result.alerts, result.statuses  # evaluated by project.run
         report = build_report(project.model, result, alerts, statuses)
+        report.cohort = cohort
         html = render_html(report)
         target = out / "report.html"
         write_atomically(target, html)

@@ -45,6 +45,14 @@ UPDATE_GOLDENS_ENV = "KPI_UPDATE_GOLDENS"
 _OUTPUT_KEY = pytest.StashKey[Path]()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The compile cache (kpiengine/cache.py) off for the suite: tests swap dialect rules
+    and plugins in-process, which a cache keyed by files would not see, and a suite must
+    not fill the user's cache folder. tests/test_cache.py turns it on, in a folder of its
+    own, for the subprocesses it checks."""
+    os.environ["KPI_CACHE"] = "0"
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--update-goldens",

@@ -136,3 +136,21 @@ def test_readable_without_javascript(browser, tmp_path):
     page, _ = open_report(browser, target, javascript=False)
     assert page.locator("section.card").count() == 2
     assert "110 EUR" in page.locator("table").inner_text()
+
+
+def test_demo_funnel_readable_without_javascript(browser, tmp_path):
+    """The demo report's funnel section (conversion KPIs, SPEC §13.5): drawn bars, one per
+    step, and every number as text with JavaScript off; nothing fetched."""
+    out = tmp_path / "demo"
+    assert main(["demo", "--rows", "3000", "--out", str(out)]) == 0
+    page, events = open_report(browser, out / "report.html", javascript=False)
+    funnels = page.locator("section.funnels table.funnel")
+    assert funnels.count() == 2  # leads by creation; leads by qualification (MQL)
+    first = funnels.first
+    steps = first.locator("tr.funnel-step")
+    assert steps.count() == 3  # base events, opportunity, customer
+    text = first.inner_text()
+    assert "lead_to_opportunity_rate" in text and "lead_to_customer_rate" in text
+    widths = [steps.nth(i).locator(".funnel-bar").bounding_box()["width"] for i in range(3)]
+    assert widths[0] > widths[1] > widths[2] > 0  # bars narrow step by step
+    assert [u for u in events["requests"] if not u.startswith("file://")] == []

@@ -327,6 +327,11 @@ def test_trailing_growth(catalog, warehouse):
     # the 12-month form: (last 12 months - the 12 before) + the 12 before = last 12 months
     late = run(catalog, connection, ["trailing_growth_12m"], "2021-06-01", "2021-07-01")
     assert late.value("trailing_growth_12m", "2021-06-01") == pytest.approx(15_000_000 + 17_000_000)
+    # the window form gives the same 32M at month and at quarter grain: June 2021 and
+    # Q2 2021 end the same six months
+    for grain, period in (("month", "2021-06-01"), ("quarter", "2021-04-01")):
+        windowed = run(catalog, connection, ["trailing_growth"], period, "2021-07-01", grain=grain)
+        assert windowed.value("trailing_growth", period) == pytest.approx(32_000_000), grain
 
 
 # -- other numbers in the seeds -------------------------------------------------------

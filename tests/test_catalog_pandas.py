@@ -117,6 +117,7 @@ JOIN_KEYS = {
     ("nps_responses", "employees"): "employee_id",
     ("activities", "reps"): "rep_id",
     ("activities", "leads"): "lead_id",
+    ("activities", "accounts"): "account_id",
     ("opportunities", "accounts"): "account_id",
 }
 
@@ -275,6 +276,52 @@ class Ctx:
         if fill is not None:
             series, empty = series.fillna(fill), fill if math.isnan(empty) else empty
         return K(series, empty, in_range)
+
+    def windowed(
+        self,
+        table: str,
+        time: str,
+        func: Callable[[pd.DataFrame], float],
+        lo: Callable[[pd.Timestamp], pd.Timestamp | None],
+        *,
+        filt: Callable[[pd.DataFrame], pd.Series] | None = None,
+    ) -> K:
+        """A source KPI with a window: for month m, ``func`` aggregates the rows with time
+        in [lo(m), m + 1 month) (no lo: all before), never past END (SPEC §13.1)."""
+        df = self.tables[table]
+        for d in self.dims:
+            df = with_dimension(self.tables, table, d)
+        rows = df.assign(_t=pd.to_datetime(df[time]))
+        rows = rows[rows["_t"] < END].copy()
+        for d in self.dims:
+            rows[d] = rows[d].astype(object).where(rows[d].notna(), NULL)
+        if filt is not None:
+            rows = rows[nn(filt(rows))]
+        values: dict[tuple, float] = {}
+        combos: set[tuple] = set()
+        in_range: set[tuple] = set()
+        for month in self.months():
+            start = lo(month)
+            mask = rows["_t"] < month + pd.DateOffset(months=1)
+            if start is not None:
+                mask &= rows["_t"] >= start
+            part = rows[mask]
+            groups = part.groupby(self.dims, sort=False) if self.dims else [((), part)]
+            for key, group in groups:
+                key = key if isinstance(key, tuple) else (key,)
+                values[(month, *key)] = func(group)
+                combos.add(key)
+                if month >= START:
+                    in_range.add(key)
+        if not self.dims:
+            combos, in_range = {()}, {()}
+        empty = func(rows.iloc[0:0])
+        keys = ["_p", *self.dims]
+        grid = pd.MultiIndex.from_tuples(
+            [(m, *c) for m in self.months() for c in sorted(combos)], names=keys
+        )
+        series = pd.Series(values, dtype=float).reindex(grid, fill_value=empty).astype(float)
+        return K(series, empty, frozenset(in_range))
 
     def derive(self, fn: Callable[..., pd.Series], *inputs: K, fill: float | None = None) -> K:
         """A derived KPI: inputs aligned on the union of their grids."""
@@ -479,18 +526,38 @@ expect("lead_time_to_convert")(
 expect("leads_generated")(lambda c: lead(c, lambda g: float(len(g))))
 expect("mqls")(lambda c: lead(c, lambda g: float(len(g)), time="mql_at"))
 expect("sqls")(lambda c: lead(c, lambda g: float(len(g)), time="sql_at"))
+
+
+def funnel(
+    tables: dict[str, pd.DataFrame], base_time: str, events: pd.DataFrame, time: str, days: int
+) -> pd.Series:
+    """lead_id → whether an event of the same lead has its time in [base, base + days]
+    (a conversion KPI, SPEC §13.5; events after the range count)."""
+    leads = tables["leads"][["lead_id", base_time]].dropna().set_axis(["lead_id", "_b"], axis=1)
+    found = events[["lead_id", time]].dropna().set_axis(["lead_id", "_e"], axis=1)
+    hits = found.merge(leads, on="lead_id")
+    base, event = pd.to_datetime(hits["_b"]), pd.to_datetime(hits["_e"])
+    ok = (event >= base) & (event <= base + pd.Timedelta(days=days))
+    converted = set(hits.loc[ok, "lead_id"])
+    return tables["leads"]["lead_id"].isin(converted).set_axis(tables["leads"]["lead_id"])
+
+
+def funnel_rate(c: Ctx, base_time: str, events: str, time: str, days: int, won: bool = False):
+    table = c.tables[events]
+    if won:
+        table = table[table.stage == "won"]
+    flags = funnel(c.tables, base_time, table, time, days)
+    return lead(c, lambda g: div(cnt(g.lead_id.map(flags)), float(len(g))), time=base_time)
+
+
 expect("lead_to_customer_rate")(
-    lambda c: lead(c, lambda g: div(cnt(g.customer_at.notna()), float(len(g))))
+    lambda c: funnel_rate(c, "created_at", "opportunities", "closed_at", 180, won=True)
 )
 expect("lead_to_opportunity_rate")(
-    lambda c: lead(c, lambda g: div(cnt(g.opportunity_at.notna()), float(len(g))))
+    lambda c: funnel_rate(c, "created_at", "opportunities", "created_at", 60)
 )
 expect("lead_to_mql_rate")(lambda c: lead(c, lambda g: div(cnt(g.mql_at.notna()), float(len(g)))))
-expect("mql_to_sql_rate")(
-    lambda c: lead(
-        c, lambda g: div(cnt(g.mql_at.notna() & g.sql_at.notna()), cnt(g.mql_at.notna()))
-    )
-)
+expect("mql_to_sql_rate")(lambda c: funnel_rate(c, "mql_at", "leads", "sql_at", 30))
 
 
 def spend(c: Ctx, func, filt=None) -> K:
@@ -776,6 +843,58 @@ expect("time_to_productivity")(
     lambda c: staff(c, lambda g: savg(days(g.hire_date, g.ramped_date)), time="ramped_date")
 )
 expect("enps")(lambda c: answers(c, "employee"))
+
+
+# windows (definitions/kpis/windows.yaml) ---------------------------------------------
+def year_start(month: pd.Timestamp) -> pd.Timestamp:
+    return pd.Timestamp(month.year, 1, 1)
+
+
+def quarter_start(month: pd.Timestamp) -> pd.Timestamp:
+    return pd.Timestamp(month.year, 3 * ((month.month - 1) // 3) + 1, 1)
+
+
+def trailing(months: int = 0, days: int = 0):
+    """lo(m) of a trailing window: its end (m + 1 month) minus the span."""
+    return lambda m: m + pd.DateOffset(months=1) - pd.DateOffset(months=months, days=days)
+
+
+def won_amount(g: pd.DataFrame) -> float:
+    return ssum(g.amount[g.stage == WON])
+
+
+def opp_window(c: Ctx, func, lo) -> K:
+    return c.windowed("opportunities", "closed_at", func, lo, filt=real_deals)
+
+
+expect("revenue_ytd")(lambda c: opp_window(c, won_amount, year_start))
+expect("revenue_qtd")(lambda c: opp_window(c, won_amount, quarter_start))
+expect("win_rate_ytd")(
+    lambda c: opp_window(
+        c, lambda g: div(cnt(g.stage == WON), cnt(g.stage.isin(CLOSED))), year_start
+    )
+)
+expect("quota_qtd")(lambda c: c.windowed("quotas", "month", lambda g: ssum(g.quota), quarter_start))
+expect("quota_attainment_qtd")(lambda c: c.derive(div, c.k("revenue_qtd"), c.k("quota_qtd")))
+expect("revenue_yoy")(lambda c: c.derive(growth, c.k("revenue"), c.previous("revenue", 12)))
+expect("new_mrr_yoy")(lambda c: c.derive(growth, c.k("new_mrr"), c.previous("new_mrr", 12)))
+expect("revenue_t6m")(lambda c: opp_window(c, won_amount, trailing(months=6)))
+expect("revenue_t12m")(lambda c: opp_window(c, won_amount, trailing(months=12)))
+expect("revenue_t18m")(lambda c: opp_window(c, won_amount, trailing(months=18)))
+expect("trailing_growth")(
+    lambda c: c.derive(
+        lambda six, six_year_ago, eighteen: (six - six_year_ago) + (eighteen - six),
+        c.k("revenue_t6m"),
+        c.previous("revenue_t6m", 12),
+        c.k("revenue_t18m"),
+    )
+)
+expect("active_accounts_90d")(
+    lambda c: c.windowed(
+        "activities", "occurred_at", lambda g: cdist(g.account_id), trailing(days=90)
+    )
+)
+expect("pipeline_coverage")(lambda c: c.derive(div, c.k("pipeline_value"), c.k("quota")))
 
 
 # -- the tests -----------------------------------------------------------------------

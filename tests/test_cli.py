@@ -53,7 +53,7 @@ def test_run_json_shape(env, capsys):
     )
     assert code == 0
     doc = json.loads(out)
-    assert list(doc) == ["grain", "from", "to", "rows", "alerts"]
+    assert list(doc) == ["grain", "from", "to", "as_of", "rows", "alerts"]
     assert (doc["grain"], doc["from"], doc["to"], doc["alerts"]) == (
         "month",
         "2024-01-01",
@@ -65,6 +65,7 @@ def test_run_json_shape(env, capsys):
         "kpi": "win_rate",
         "value": 0.5,
         "region": "emea",
+        "partial": False,  # January 2024 is over (the as-of date is today)
     }
     assert len(doc["rows"]) == 2 * 2  # Jan, Feb × emea, internal
 
@@ -89,7 +90,9 @@ def test_run_grain_all_has_null_period(env, capsys):
         "json",
     )
     assert code == 0
-    assert json.loads(out)["rows"] == [{"period": None, "kpi": "deals", "value": 7}]
+    assert json.loads(out)["rows"] == [
+        {"period": None, "kpi": "deals", "value": 7, "partial": False}
+    ]
 
 
 def test_run_csv_and_table(env, capsys):
@@ -110,11 +113,11 @@ def test_run_csv_and_table(env, capsys):
     code, out, _ = kpi(capsys, *args, "--format", "csv")
     assert code == 0
     assert out.splitlines() == [
-        "period,kpi,value",
-        "2024-01-01,revenue,110.0",
-        "2024-02-01,revenue,",
-        "2024-01-01,win_rate,0.6666666666666666",
-        "2024-02-01,win_rate,",
+        "period,kpi,value,partial",
+        "2024-01-01,revenue,110.0,false",
+        "2024-02-01,revenue,,false",
+        "2024-01-01,win_rate,0.6666666666666666,false",
+        "2024-02-01,win_rate,,false",
     ]
     code, out, _ = kpi(capsys, *args)
     assert code == 0
@@ -232,7 +235,7 @@ def test_project_found_upward(env, capsys, monkeypatch):
         "csv",
     )
     assert code == 0
-    assert out.splitlines()[1] == ",deals,7"
+    assert out.splitlines()[1] == ",deals,7,false"
 
 
 def test_project_connector_is_relative_to_project(tmp_path, capsys):

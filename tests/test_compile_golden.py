@@ -29,6 +29,10 @@ CASES = {
         ["revenue_growth", "rolling_deals", "won_streak", "revenue_to_date", "last_spend"],
         {"grain": "month", "by": ["region"], "start": "2024-03-01", "end": "2024-06-01"},
     ),
+    "conversion_by_region": (  # a funnel step (SPEC §13.5): a derived table in the scan
+        ["deal_to_win_90d"],
+        {"grain": "month", "by": ["region"], "start": "2024-01-01", "end": "2024-04-01"},
+    ),
     "segment_all_where": (
         ["deals", "revenue"],
         {
@@ -58,6 +62,12 @@ TIME_FILES = {
             source: opportunities
             expression: sum(amount)
             semi_additive: last
+          - kpi: deal_to_win_90d
+            conversion:
+              base: {source: opportunities, time: created_at}
+              event: {source: opportunities, filter: "stage = 'won'"}
+              entity: account_id
+              within: {days: 90}
         """,
 }
 
@@ -179,7 +189,7 @@ def test_a_missing_golden_fails_unless_updating(tmp_path):
 
     done = _run_golden_tests(tmp_path)
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "2 failed, 2 passed" in done.stdout, done.stdout
+    assert f"2 failed, {len(CASES) - 2} passed" in done.stdout, done.stdout
     assert "golden file" in done.stdout and "is missing" in done.stdout
     assert "--update-goldens" in done.stdout
     assert not missing.exists()

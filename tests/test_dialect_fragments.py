@@ -103,18 +103,32 @@ def test_percentile():
     )
 
 
+def _exact_round(dialect: str, digits: int) -> str:
+    """The dialect's SQL of DuckDB's rounding of a double (rounding.py), for ``t.x``."""
+    from kpiengine.compile.dialects import postgres, spark, sqlite
+    from kpiengine.compile.dialects.rounding import exact_round
+
+    whole = {"sqlite": sqlite._whole, "postgres": postgres._trunc, "spark": spark._whole}
+    node = exact_round(_x(), digits, whole[dialect])
+    return node.sql(dialect=rules_for(dialect).sqlglot)
+
+
 def test_round():
+    exact = {d: _exact_round(d, 2) for d in ("sqlite", "postgres", "spark")}
     spark = (
-        "CASE WHEN TYPEOF(t.x) IN ('double', 'float') THEN ROUND(t.x * 1E2, 0) / 1E2 "
-        "ELSE ROUND(t.x, 2) END"
+        f"CASE WHEN TYPEOF(t.x) IN ('double', 'float') THEN {exact['spark']} ELSE ROUND(t.x, 2) END"
+    )
+    postgres = (
+        f"CASE WHEN CAST(PG_TYPEOF(t.x) AS TEXT) = 'double precision' THEN {exact['postgres']} "
+        "ELSE CAST(ROUND(CAST(t.x AS DECIMAL), 2) AS DOUBLE PRECISION) END"
     )
     validate_all(
         "round_ties",
         call("round", _x(), exp.Literal.number(2)),
         {
             "duckdb": "ROUND(t.x, 2)",
-            "sqlite": "ROUND(t.x, 2)",
-            "postgres": "CAST(ROUND(CAST(t.x AS DECIMAL), 2) AS DOUBLE PRECISION)",
+            "sqlite": exact["sqlite"],
+            "postgres": postgres,
             "bigquery": "ROUND(t.x, 2)",
             "snowflake": "ROUND(t.x, 2)",
             "spark": spark,
@@ -124,6 +138,39 @@ def test_round():
             "tsql": "ROUND(t.x, 2)",
             "mysql": REFUSED,  # DOUBLE halves to even
         },
+    )
+
+
+def test_exact_round_sql():
+    """DuckDB's rounding of a double in double arithmetic (rounding.py), pinned whole on
+    SQLite: whole part by CAST AS INTEGER, halves away from zero; for n > 0 a half of
+    x * 10^n goes by the sign of the exact product error (Dekker's split of x), for n < 0
+    below half a step is 0 without dividing."""
+    real = "CAST(t.x AS REAL)"
+    size = f"ABS({real})"
+    whole = f"CAST(CAST({size} AS INTEGER) AS REAL)"
+    sign = f"CASE WHEN {real} < 0 THEN -1 ELSE 1 END"
+    assert _exact_round("sqlite", 0) == (
+        f"CASE WHEN {size} < 4503599627370496 THEN ({whole} + CASE WHEN {size} - {whole} > 0.5"
+        f" OR ({size} - {whole} = 0.5) THEN 1 ELSE 0 END) * {sign} ELSE {real} END"
+    )
+    s = f"{real} * 100.0"
+    size, whole = f"ABS({s})", f"CAST(CAST(ABS({s}) AS INTEGER) AS REAL)"
+    big = f"134217729.0 * {real}"
+    high = f"({big} - ({big} - {real}))"
+    error = f"(({high} * 100.0 - ({s})) + ({real} - {high}) * 100.0)"
+    rounded = (
+        f"({whole} + CASE WHEN {size} - {whole} > 0.5 OR ({size} - {whole} = 0.5"
+        f" AND NOT ({error} * ({s}) < 0)) THEN 1 ELSE 0 END)"
+        f" * CASE WHEN {s} < 0 THEN -1 ELSE 1 END"
+    )
+    assert _exact_round("sqlite", 2) == (
+        f"CASE WHEN ABS({real}) > 1.7976931348623156e+306 THEN {real}"
+        f" WHEN {size} < 4503599627370496 THEN CAST(({rounded}) AS REAL) / 100.0"
+        f" ELSE CAST({s} AS REAL) / 100.0 END"
+    )
+    assert _exact_round("sqlite", -2).startswith(
+        f"CASE WHEN ABS({real}) < 50.0 THEN 0.0 WHEN ABS({real} / 100.0) < 4503599627370496"
     )
 
 
@@ -292,3 +339,63 @@ def test_windows_order_without_nulls_last(dialect):
     assert fragment(dialect, lambda _: window) == (
         "SUM(t.x) OVER (ORDER BY t.y ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
     )
+
+
+def _percentile_of(value: exp.Expression) -> Callable[[DialectRules], exp.Expression]:
+    return lambda rules: rules.percentile(exp.Literal.number(0.5), value.copy())
+
+
+def test_redshift_allows_one_sort_key_per_statement():
+    """Redshift: every PERCENTILE_CONT/MEDIAN of a statement orders by the same value
+    (r_PERCENTILE_CONT.html, usage notes). The same value twice prints; a second value is
+    unsupported, which the compiler reports as KPI405 at the KPI holding it."""
+    from sqlglot.errors import UnsupportedError
+
+    rules = rules_for("redshift")
+    same = rules.finish(
+        exp.select(_percentile_of(_x())(rules), _percentile_of(_x())(rules)).from_("t")
+    )
+    assert same.sql(dialect=rules.sqlglot, unsupported_level=ErrorLevel.RAISE) == (
+        "SELECT PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY t.x), "
+        "PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY t.x) FROM t"
+    )
+    other = rules.finish(
+        exp.select(_percentile_of(_x())(rules), _percentile_of(_y())(rules)).from_("t")
+    )
+    with pytest.raises(UnsupportedError, match=r"this one orders by t\.y, another by t\.x"):
+        other.sql(dialect=rules.sqlglot, unsupported_level=ErrorLevel.RAISE)
+    # what the SQL would be (printed with a warning when not raising)
+    assert "ORDER BY t.y" in other.sql(dialect=rules.sqlglot, unsupported_level=ErrorLevel.IGNORE)
+    # PostgreSQL has no such limit: the same statement prints
+    postgres = rules_for("postgres")
+    both = postgres.finish(
+        exp.select(_percentile_of(_x())(postgres), _percentile_of(_y())(postgres)).from_("t")
+    )
+    assert "ORDER BY t.y" in both.sql(dialect="postgres", unsupported_level=ErrorLevel.RAISE)
+
+
+def test_redshift_refuses_percentiles_of_two_values_at_the_kpi(tmp_path):
+    import kpiengine
+    from kpiengine.errors import DefinitionError
+    from tests.conftest import SALES_FILES, write_files
+
+    files = {
+        **SALES_FILES,
+        "kpis/won.yaml": """
+            kpi: won_median
+            source: opportunities
+            expression: median(amount where stage = 'won')
+            """,
+    }
+    project = kpiengine.load(write_files(tmp_path / "defs", files))
+    options = {"grain": "month", "start": "2024-01-01", "end": "2024-03-01"}
+    sql = project.compile(["median_amount", "p90_amount"], dialect="redshift", **options)
+    assert sql.count("WITHIN GROUP (ORDER BY") == 2
+    project.compile(["won_median"], dialect="redshift", **options)
+    with pytest.raises(DefinitionError) as raised:
+        project.compile(["median_amount", "won_median"], dialect="redshift", **options)
+    [problem] = raised.value.diagnostics
+    assert problem.code == "KPI405"
+    assert "cannot express KPI `won_median`: Redshift requires every" in problem.message
+    assert problem.span is not None and problem.span.file.endswith("won.yaml")
+    assert (problem.span.line, problem.span.col) == (3, 13)

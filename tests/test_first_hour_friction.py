@@ -83,7 +83,7 @@ def test_run_computes_sound_kpis_and_reports_the_broken(tmp_path, capsys):
     code, out, err = kpi(capsys, "run", "deals", "broken", *args)
     assert code == 1
     doc = json.loads(out)
-    assert list(doc) == ["grain", "from", "to", "rows", "alerts"]  # SPEC §6 shape unchanged
+    assert list(doc) == ["grain", "from", "to", "as_of", "rows", "alerts"]  # SPEC §6 shape
     assert {r["kpi"] for r in doc["rows"]} == {"deals"}
     assert "KPI301" in err and "amountt" in err
 

@@ -99,17 +99,13 @@ def _report(request: pytest.FixtureRequest) -> Any:
 
 GRAINS = ("month", "all")
 
-#: (engine, probe) known to differ from DuckDB 2.0.1, which rounds a double's exact binary
-#: value half away from zero (round(2.675, 2) is 2.67: 2.675 is 2.67499999…). SQLite and
-#: PostgreSQL (numeric cast: 15 digits) round the decimal text (2.68), Spark's rule
-#: rounds the scaled double (267.5 → 2.68); SQLite also ignores negative digits
-#: (round(25.0, -1) is 25.0). Pinned: each must still differ (a fix removes its entry).
-KNOWN_DIFFERENCES = {
-    ("sqlite", "round_ties_2"),
-    ("sqlite", "round_tens"),
-    ("postgres", "round_ties_2"),
-    ("spark", "round_ties_2"),
-}
+#: (engine, probe) known to differ from DuckDB 2.0.1. None left: DuckDB rounds a double's
+#: exact binary value half away from zero (round(2.675, 2) is 2.67: 2.675 is
+#: 2.67499999…), and SQLite, PostgreSQL and Spark, whose own ROUND rounds the decimal
+#: text, now compile ``round`` of a double to the same rule in double arithmetic
+#: (kpiengine/compile/dialects/rounding.py; tests/test_round_exact.py). Pinned: an entry
+#: must still differ (a fix removes it).
+KNOWN_DIFFERENCES: set[tuple[str, str]] = set()
 OTHER_ENGINES = [p for p in engine_params() if p.id != "duckdb"]
 
 

@@ -339,3 +339,29 @@ def test_unreachable_postgres_is_an_engine_error(repo, capsys):
     assert code == 3, out + err
     assert f"127.0.0.1:{port}" in err and "connection refused" in err
     assert "s3cret" not in out + err
+
+
+def test_window_snapshot_and_conversion_changes_are_semantic(tmp_path):
+    """A window, a per-entity snapshot and a conversion decide values: changing one (and
+    only its meaning, not where it is written) is a change."""
+    import kpiengine
+    from kpiengine.review.definition_changes import fingerprint
+
+    def load(kpis: str):
+        root = tmp_path / str(len(list(tmp_path.iterdir())))
+        (root / "sources").mkdir(parents=True)
+        (root / "kpiengine.yaml").write_text("project: shop\n")
+        (root / "sources" / "orders.yaml").write_text(SOURCE)
+        (root / "kpis.yaml").write_text(kpis)
+        return kpiengine.load(root).model.kpis["k"]
+
+    base = "kpi: k\nsource: orders\nexpression: sum(amount)\n"
+    ytd = load(base + "window: {to_date: year}\n")
+    assert fingerprint(ytd) == fingerprint(load(base + "window:\n  to_date: year\n"))
+    assert fingerprint(ytd) != fingerprint(load(base + "window: {to_date: quarter}\n"))
+    assert fingerprint(ytd) != fingerprint(load(base))
+    last = load(base + "semi_additive: {take: last, per: order_id}\n")
+    assert fingerprint(last) != fingerprint(load(base + "semi_additive: last\n"))
+    funnel = "kpi: k\nconversion:\n  base: {source: orders}\n  event: {source: orders}\n"
+    funnel += "  entity: region\n"
+    assert fingerprint(load(funnel)) != fingerprint(load(funnel + "  within: {days: 7}\n"))

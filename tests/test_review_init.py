@@ -168,7 +168,8 @@ def test_from_postgres(tmp_path, capsys, monkeypatch):
         "--from", "2024-01-01", "--to", "2024-03-01", "--format", "csv",
     )  # fmt: skip
     assert code == 0, out
-    assert out.splitlines()[1:] == ["2024-01-01,orders_rows,2", "2024-02-01,orders_rows,1"], out
+    rows = ["2024-01-01,orders_rows,2,false", "2024-02-01,orders_rows,1,false"]
+    assert out.splitlines()[1:] == rows, out
 
 
 def test_unreachable_postgres_is_an_engine_error(tmp_path, capsys):

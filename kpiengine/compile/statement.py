@@ -25,8 +25,10 @@ from typing import TYPE_CHECKING, Any
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, UnsupportedError
 
+from kpiengine.compile.conversion import conversion_table
 from kpiengine.compile.dialects import DialectRules, column_ref, rules_for, table_ref
 from kpiengine.compile.dialects.capabilities import refusals
+from kpiengine.compile.retail_bucket import cohort_bucket, period_bucket
 from kpiengine.diagnostics import Diagnostic
 from kpiengine.errors import DefinitionError, UsageError
 from kpiengine.language.ast import (
@@ -44,9 +46,16 @@ from kpiengine.language.ast import (
 )
 from kpiengine.language.functions import AGGREGATE, TIME, FunctionRegistry
 from kpiengine.language.names import join_alias, resolve_column
-from kpiengine.plan.periods import DateOutOfRange, fixed_offset_rows, offset_rows, spine
+from kpiengine.plan.periods import (
+    DateOutOfRange,
+    add_periods,
+    fixed_offset_rows,
+    offset_rows,
+    spine,
+)
 from kpiengine.plan.planner import KpiColumn, Measure, Plan, Scan
 from kpiengine.plan.time_functions import offset_unit, periods_argument
+from kpiengine.plan.windows import WindowBounds, earliest, window_bounds
 
 if TYPE_CHECKING:
     from kpiengine.plugins.manager import PluginHost
@@ -200,7 +209,11 @@ def compile_plan(
         holder.add_comments([text])
     try:
         # what sqlglot cannot translate is an error, not a warning and SQL that fails
-        return query.sql(dialect=rules.sqlglot, pretty=pretty, unsupported_level=ErrorLevel.RAISE)
+        # copy=False: the tree is built for this call alone (its deep copy was 28 % of
+        # a warm compile)
+        return query.sql(
+            dialect=rules.sqlglot, pretty=pretty, unsupported_level=ErrorLevel.RAISE, copy=False
+        )
     except UnsupportedError as error:
         raise DefinitionError(_untranslatable(plan, query, rules, error)) from None
 
@@ -286,7 +299,7 @@ class _QueryBuilder:
             _table(last), copy=False
         )
         start = self.plan.first_period
-        if start is not None and self.timed:
+        if start is not None and self.timed and self._grid_starts_early():
             query = query.where(
                 exp.GTE(
                     this=exp.column("period", table=last), expression=self.rules.date_literal(start)
@@ -306,42 +319,62 @@ class _QueryBuilder:
     def _scan_ctes(self, scan: Scan) -> list[tuple[str, exp.Expression]]:
         """The scan's CTE, preceded for a snapshot scan by the CTE of its snapshot times."""
         request = self.plan.request
-        project = self.plan.project
         compiler = ExpressionCompiler(
             self.rules, self.plan.functions, lambda node: self._column(scan, node)
         )
         time = column_ref(scan.time, SOURCE_ALIAS)
         bucket = None
         if self.timed:
-            bucket = self.rules.bucket(
-                time, request.grain, project.fiscal_year_start, project.week_start
-            )
-        conditions = self._time_range(scan, time)
-        for tree in (scan.row_filter, request.where.tree if request.where else None):
-            if tree is not None:
-                conditions.append(_paren(compiler.compile(tree)))
+            bucket = period_bucket(self.rules, self.plan, time, scan.time_type)
         ctes: list[tuple[str, exp.Expression]] = []
         query = self._scan_source(scan)
+        filters = [
+            _paren(compiler.compile(tree))
+            for tree in (scan.row_filter, request.where.tree if request.where else None)
+            if tree is not None
+        ]
+        if scan.window is not None and bucket is not None:
+            window_alias = f"{scan.alias}_window"
+            bounds = self._window_bounds(scan)
+            ctes.append((window_alias, self._window_rows(scan, bounds)))
+            conditions = self._window_range(scan, time, bounds) + filters
+            if _combinable(scan):
+                ctes.extend(self._window_by_days(scan, compiler, time, conditions, window_alias))
+                return ctes
+            query = query.join(self._window_join(window_alias, scan, time), copy=False)
+            bucket = exp.column("period", table=window_alias)
+        else:
+            conditions = self._time_range(scan, time) + filters
         at_edge = None
         if scan.snapshot is not None:
             # every row in range keeps its dimension values visible; only rows at the
-            # period's snapshot time count in the aggregates
+            # period's snapshot time (the entity's own, with `per`) count in aggregates
             edge_alias = f"{scan.alias}_edge"
             ctes.append((edge_alias, self._snapshot_edges(scan, time, bucket, conditions)))
             at_edge = exp.EQ(this=time.copy(), expression=exp.column("edge", table=edge_alias))
-            on = (
-                exp.EQ(this=bucket.copy(), expression=exp.column("period", table=edge_alias))
-                if bucket is not None
-                else exp.true()
-            )
+            on_parts: list[exp.Expression] = []
+            if bucket is not None:
+                on_parts.append(
+                    exp.EQ(this=bucket.copy(), expression=exp.column("period", table=edge_alias))
+                )
+            if scan.snapshot_per is not None:
+                on_parts.append(
+                    exp.EQ(
+                        this=column_ref(scan.snapshot_per, SOURCE_ALIAS),
+                        expression=exp.column("entity", table=edge_alias),
+                    )
+                )
+            on = exp.and_(*on_parts, copy=False) if on_parts else exp.true()
             query = query.join(_left_join(_table(edge_alias), on), copy=False)
         selects: list[exp.Expression] = []
         groups: list[exp.Expression] = []
         if bucket is not None:
             selects.append(exp.alias_(bucket, "period"))
             groups.append(bucket.copy())
-        for alias, ref in zip(self.dims, scan.dimensions, strict=True):
-            column = self._ref(ref)
+        for alias, ref, name in zip(self.dims, scan.dimensions, request.by, strict=True):
+            column: exp.Expression = self._ref(ref)
+            if name in request.bucketed:  # a cohort: the start of its date's period
+                column = cohort_bucket(self.rules, self.plan, column, ref.type)
             selects.append(exp.alias_(column, alias))
             groups.append(column.copy())
         own = None
@@ -368,8 +401,10 @@ class _QueryBuilder:
         return ctes
 
     def _scan_source(self, scan: Scan) -> exp.Select:
-        """``FROM <table> AS t LEFT JOIN <joined> ...`` with nothing selected yet."""
-        query = exp.Select().from_(table_ref(scan.source.table, SOURCE_ALIAS), copy=False)
+        """``FROM <table> AS t LEFT JOIN <joined> ...`` with nothing selected yet (a
+        conversion KPI's table is derived: kpiengine/compile/conversion.py)."""
+        table = conversion_table(self.plan, self.rules, scan, SOURCE_ALIAS)
+        query = exp.Select().from_(table or table_ref(scan.source.table, SOURCE_ALIAS), copy=False)
         for path in scan.joins:  # each path after its prefix: chains of LEFT JOINs
             join = path[-1]
             alias = join_alias(path)
@@ -387,17 +422,153 @@ class _QueryBuilder:
         conditions: list[exp.Expression],
     ) -> exp.Select:
         """Per period, the latest (``last``) or earliest (``first``) snapshot time present
-        after the filters: one time for all dimension values (SPEC §5)."""
+        after the filters: one time for all dimension values (SPEC §5), or one per value
+        of ``per`` (SPEC §13.4; a null entity has none, so its rows never count)."""
         edge = exp.Max if scan.snapshot == "last" else exp.Min
         selects: list[exp.Expression] = [exp.alias_(edge(this=time.copy()), "edge")]
+        groups: list[exp.Expression] = []
         query = self._scan_source(scan)
         if bucket is not None:
             selects.insert(0, exp.alias_(bucket.copy(), "period"))
-            query = query.group_by(bucket.copy(), copy=False)
+            groups.append(bucket.copy())
+        if scan.snapshot_per is not None:
+            entity = column_ref(scan.snapshot_per, SOURCE_ALIAS)
+            selects.insert(0, exp.alias_(entity, "entity"))
+            groups.append(entity.copy())
+        if groups:
+            query = query.group_by(*groups, copy=False)
         query = query.select(*selects, copy=False)
         if conditions:
             query = query.where(exp.and_(*(c.copy() for c in conditions), copy=False), copy=False)
         return query
+
+    # -- windows (SPEC §13.1) -----------------------------------------------------------
+    def _window_bounds(self, scan: Scan) -> list[WindowBounds]:
+        plan = self.plan
+        request = plan.request
+        assert scan.window is not None
+        periods = plan.periods
+        if periods is None and plan.first_period is not None and request.end is not None:
+            # all history, whose first period only the data knows (a statement compiled
+            # without a connection): the windows of the range and its finite look-back
+            project = plan.project
+            periods = spine(
+                add_periods(
+                    plan.first_period,
+                    request.grain,
+                    -plan.finite_lookback,
+                    retail=project.retail_calendar,
+                ),
+                request.end,
+                request.grain,
+                project.fiscal_year_start,
+                project.week_start,
+                retail=project.retail_calendar,
+            )
+        if periods is None:
+            raise UsageError(
+                f"`{scan.source.name}` KPIs with `window:` need the range to compile: "
+                "give --from and --to"
+            )
+        if scan.lookback is not None and plan.first_period is not None:
+            # only the periods this scan's consumers read, not the whole grid (which
+            # reaches back to the first data when another KPI needs all history)
+            first = add_periods(
+                plan.first_period,
+                request.grain,
+                -scan.lookback,
+                retail=plan.project.retail_calendar,
+            )
+            periods = [period for period in periods if period >= first]
+        return window_bounds(scan.window, periods, request.grain, plan.project)
+
+    def _window_rows(self, scan: Scan, bounds: list[WindowBounds]) -> exp.Select:
+        """``(period, lo, hi)`` per spine period (``all``: no ``lo``): dates only."""
+        assert scan.window is not None
+        if scan.window.kind == "all":
+            return self.rules.date_rows(["period", "hi"], [[b.period, b.hi] for b in bounds])
+        floor = dt.date(1, 1, 1)  # a bound before the year 1: from the first row
+        rows = [[b.period, b.lo or floor, b.hi] for b in bounds]
+        return self.rules.date_rows(["period", "lo", "hi"], rows)
+
+    def _window_by_days(
+        self,
+        scan: Scan,
+        compiler: ExpressionCompiler,
+        time: exp.Expression,
+        conditions: list[exp.Expression],
+        window_alias: str,
+    ) -> list[tuple[str, exp.Expression]]:
+        """A window of sums and counts (and min/max): aggregate the rows per day first,
+        then combine the days each window holds. Exactly the row-level result (the
+        bounds are dates, so no day straddles one), at the cost of one pass over the
+        rows instead of one per window holding them (2.3x faster on year-to-date)."""
+        project = self.plan.project
+        day = self.rules.bucket(time, "day", project.fiscal_year_start, project.week_start)
+        days_alias = f"{scan.alias}_days"
+        selects: list[exp.Expression] = [exp.alias_(day, "day")]
+        groups: list[exp.Expression] = [day.copy()]
+        for alias, ref in zip(self.dims, scan.dimensions, strict=True):
+            column = self._ref(ref)
+            selects.append(exp.alias_(column, alias))
+            groups.append(column.copy())
+        for measure in scan.measures.values():
+            selects.append(exp.alias_(self._measure(compiler, measure), measure.alias))
+        partial = self._scan_source(scan).select(*selects, copy=False)
+        if conditions:
+            partial = partial.where(exp.and_(*conditions, copy=False), copy=False)
+        partial = partial.group_by(*groups, copy=False)
+        day_column = exp.column("day", table=days_alias)
+        on: exp.Expression = exp.LT(
+            this=day_column, expression=exp.column("hi", table=window_alias)
+        )
+        if scan.window is not None and scan.window.kind != "all":
+            lower = exp.GTE(this=day_column.copy(), expression=exp.column("lo", table=window_alias))
+            on = exp.and_(lower, on, copy=False)
+        period = exp.column("period", table=window_alias)
+        combined: list[exp.Expression] = [exp.alias_(period, "period")]
+        combined_groups: list[exp.Expression] = [period.copy()]
+        for alias in self.dims:
+            combined.append(exp.alias_(exp.column(alias, table=days_alias), alias))
+            combined_groups.append(exp.column(alias, table=days_alias))
+        for measure in scan.measures.values():
+            total = _COMBINE[measure.function](this=exp.column(measure.alias, table=days_alias))
+            combined.append(exp.alias_(total, measure.alias))
+        query = (
+            _select(*combined)
+            .from_(_table(days_alias), copy=False)
+            .join(exp.Join(this=_table(window_alias), on=on, kind="INNER"), copy=False)
+            .group_by(*combined_groups, copy=False)
+        )
+        return [(days_alias, partial), (scan.alias, query)]
+
+    @staticmethod
+    def _window_join(alias: str, scan: Scan, time: exp.Expression) -> exp.Join:
+        """Each row joins every period whose window holds its time (inner: a row in no
+        window counts nowhere)."""
+        on: exp.Expression = exp.LT(this=time.copy(), expression=exp.column("hi", table=alias))
+        if scan.window is not None and scan.window.kind != "all":
+            lower = exp.GTE(this=time.copy(), expression=exp.column("lo", table=alias))
+            on = exp.and_(lower, on, copy=False)
+        return exp.Join(this=_table(alias), on=on, kind="INNER")
+
+    def _window_range(
+        self, scan: Scan, time: exp.Expression, bounds: list[WindowBounds]
+    ) -> list[exp.Expression]:
+        """The rows any window reads: from the earliest ``lo`` (rows before ``from`` are
+        read as needed) to the range's end."""
+        found: list[exp.Expression] = []
+        lower = earliest(bounds)
+        if lower is not None:
+            found.append(
+                exp.GTE(this=time.copy(), expression=self.rules.time_bound(lower, scan.time_type))
+            )
+        end = self.plan.request.end
+        if end is not None:
+            found.append(
+                exp.LT(this=time.copy(), expression=self.rules.time_bound(end, scan.time_type))
+            )
+        return found
 
     def _time_range(self, scan: Scan, time: exp.Expression) -> list[exp.Expression]:
         """Rows in ``[start, end)``, plus whole earlier periods that time functions read."""
@@ -534,7 +705,7 @@ class _QueryBuilder:
             part = _select(*(exp.column(d) for d in self.dims), *columns).from_(
                 _table(scan.alias), copy=False
             )
-            if start is not None and self.timed:
+            if start is not None and self.timed and self._reads_before_range(scan):
                 part = part.where(
                     exp.GTE(this=exp.column("period"), expression=self.rules.date_literal(start)),
                     copy=False,
@@ -551,6 +722,21 @@ class _QueryBuilder:
             .from_(union.subquery("seen", copy=False), copy=False)
             .group_by(*(exp.column(d) for d in self.dims), copy=False)
         )
+
+    def _grid_starts_early(self) -> bool:
+        """Whether the grid holds periods before the first output period (look-back or
+        history): only then does the statement restrict its rows to the range. Without
+        look-back the condition would be pushed into every table scan as a per-row date
+        check for nothing (issue 16: 39.8 → 32.3 ms on a 10-KPI statement)."""
+        periods = self.plan.periods
+        first = self.plan.first_period
+        return periods is None or first is None or (bool(periods) and periods[0] < first)
+
+    def _reads_before_range(self, scan: Scan) -> bool:
+        """Whether a scan has rows of periods before the first output period."""
+        if scan.window is not None:
+            return self._grid_starts_early()
+        return self.plan.scan_start(scan) != self.plan.request.start or scan.alias in self.split
 
     def _data_spine(self) -> exp.Expression:
         """Without a connection to ask, the periods present in the data; with a range,
@@ -576,6 +762,7 @@ class _QueryBuilder:
                 request.grain,
                 plan.project.fiscal_year_start,
                 plan.project.week_start,
+                retail=plan.project.retail_calendar,
             )
             parts.append(self.rules.spine(periods))
         if not parts:  # only constant KPIs and no range: no period at all
@@ -741,10 +928,11 @@ class _QueryBuilder:
                 "to compile: give --from and --to"
             )
         calendar = plan.project.fiscal_year_start, plan.project.week_start
+        retail = plan.project.retail_calendar
         runs: list[tuple[dt.date, int]] = []
         for index, period in enumerate(plan.periods):
             try:
-                rows = offset_rows(period, plan.request.grain, n, unit, *calendar)
+                rows = offset_rows(period, plan.request.grain, n, unit, *calendar, retail=retail)
             except DateOutOfRange:  # before the year 1: before the grid, null
                 rows = index + 1
             if not runs or runs[-1][1] != rows:
@@ -813,7 +1001,23 @@ def _split_scans(plan: Plan) -> frozenset[str]:
     start, first = plan.request.start, plan.first_period
     if start is None or first is None or first >= start:
         return frozenset()
-    return frozenset(s.alias for s in plan.scans if s.lookback != 0 and s.snapshot is None)
+    return frozenset(
+        s.alias for s in plan.scans if s.lookback != 0 and s.snapshot is None and s.window is None
+    )
+
+
+#: aggregates whose value over a window is the combination of their values per day
+_COMBINE: dict[str, type[exp.Func]] = {
+    "sum": exp.Sum,
+    "count": exp.Sum,
+    "min": exp.Min,
+    "max": exp.Max,
+}
+
+
+def _combinable(scan: Scan) -> bool:
+    """Whether every measure of a window scan combines from per-day partial values."""
+    return all(measure.function in _COMBINE for measure in scan.measures.values())
 
 
 def _uses(plan: Plan, function: str) -> bool:

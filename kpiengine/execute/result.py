@@ -12,6 +12,8 @@ import datetime as dt
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from kpiengine.loader.model import RetailCalendar
+
 
 @dataclass(frozen=True)
 class ResultRow:
@@ -65,7 +67,22 @@ class Result:
     rows: list[ResultRow]
     alerts: list[Alert] = field(default_factory=list)
     sql: str = ""
-    statuses: dict[ResultRow, str] = field(default_factory=dict)  # ok/info/warning/critical
+    statuses: dict[ResultRow, str] = field(default_factory=dict)  # ok/insufficient_data/info/...
+    #: the date rules project in-progress periods at (``pace``) and rows are ``partial`` at
+    as_of: dt.date | None = None
+    #: the project's retail calendar (SPEC §13.7): where its periods end
+    retail_calendar: RetailCalendar | None = None
+
+    def partial(self, row: ResultRow) -> bool:
+        """The row's period is in progress at :attr:`as_of` (SPEC §13.8)."""
+        from kpiengine.rules.pace import is_partial, period_bounds
+
+        if self.as_of is None:
+            return False
+        bounds = period_bounds(
+            row.period, self.grain, self.start, self.end, retail=self.retail_calendar
+        )
+        return is_partial(bounds, self.as_of)
 
     def evaluated(self, alerts: list[Alert], statuses: dict[ResultRow, str]) -> Result:
         """This result with the alerts and statuses of its rules."""

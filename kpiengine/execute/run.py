@@ -15,14 +15,13 @@ from contextlib import contextmanager
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from kpiengine.compile.dialects import DialectRules, column_ref, rules_for, table_ref
-from kpiengine.compile.statement import compile_plan
 from kpiengine.execute.connectors import Connection
 from kpiengine.execute.result import Result, ResultRow
 from kpiengine.plan.periods import DateOutOfRange, add_periods, period_start
 from kpiengine.plan.planner import Plan, RunRequest, data_range_needed, with_range
 
 if TYPE_CHECKING:
+    from kpiengine.compile.dialects import DialectRules
     from kpiengine.plugins.manager import PluginHost
 
 
@@ -30,15 +29,48 @@ def run(plan: Plan, connection: Connection, host: PluginHost | None = None) -> R
     """Compute ``plan`` on ``connection``: the plan is built once, by the caller; when it
     lacks a range, the data's range completes it (:func:`~kpiengine.plan.planner.with_range`)
     rather than a second plan being built. The connection's dialect is looked up in
-    ``host`` (the project's plugins; by default the process's)."""
-    rules = rules_for(connection.dialect, host)
+    ``host`` (the project's plugins; by default the process's).
+
+    Both statements come from :mod:`kpiengine.cache` when a previous process compiled
+    them for the same definitions and request: then sqlglot is not even imported."""
+    from kpiengine import cache
+
+    rules = _Rules(connection.dialect, host)
     if data_range_needed(plan):
         with running(connection):
             plan = with_range(plan, _with_data_range(plan, connection, rules))
-    sql = compile_plan(plan, rules)
+    sql = _compiled(plan, rules) if cache.usable(host) else _compile(plan, rules)
     with running(connection):
         columns, rows = connection.execute(sql)
     return _assemble(plan, columns, rows, sql)
+
+
+class _Rules:
+    """A dialect's rules, looked up (importing sqlglot) only when a statement is compiled."""
+
+    def __init__(self, dialect: str, host: PluginHost | None) -> None:
+        self.dialect = dialect
+        self.host = host
+        self._rules: DialectRules | None = None
+
+    def get(self) -> DialectRules:
+        if self._rules is None:
+            from kpiengine.compile.dialects import rules_for
+
+            self._rules = rules_for(self.dialect, self.host)
+        return self._rules
+
+
+def _compile(plan: Plan, rules: _Rules) -> str:
+    from kpiengine.compile.statement import compile_plan
+
+    return compile_plan(plan, rules.get())
+
+
+def _compiled(plan: Plan, rules: _Rules) -> str:
+    from kpiengine import cache
+
+    return cache.statement(plan, rules.dialect, "statement", lambda: _compile(plan, rules))
 
 
 _running: list[Connection] = []  # connections executing a statement now
@@ -74,22 +106,34 @@ def interrupt_running() -> None:
             continue
 
 
-def _with_data_range(plan: Plan, connection: Connection, rules: DialectRules) -> RunRequest:
+def _range_sql(plan: Plan, rules: _Rules) -> str:
+    """One row: the earliest and latest time of each scan's table."""
+    from sqlglot import exp
+
+    from kpiengine.compile.dialects import column_ref, table_ref
+
+    selects = []
+    for scan in plan.scans:
+        table = table_ref(scan.source.table, "t")
+        column = column_ref(scan.time, "t")
+        selects.append(exp.select(exp.Min(this=column)).from_(table.copy()).subquery())
+        selects.append(exp.select(exp.Max(this=column)).from_(table.copy()).subquery())
+    return exp.select(*selects).sql(dialect=rules.get().sqlglot)
+
+
+def _with_data_range(plan: Plan, connection: Connection, rules: _Rules) -> RunRequest:
     """Fill a missing start or end from the earliest and latest times in the data, and
     the first period with data for KPIs that read all history (``cumulative_sum``)."""
+    from kpiengine import cache
+
     request = plan.request
     earliest: dt.date | None = None
     latest: dt.date | None = None
     if plan.scans:
-        from sqlglot import exp
-
-        selects = []
-        for scan in plan.scans:
-            table = table_ref(scan.source.table, "t")
-            column = column_ref(scan.time, "t")
-            selects.append(exp.select(exp.Min(this=column)).from_(table.copy()).subquery())
-            selects.append(exp.select(exp.Max(this=column)).from_(table.copy()).subquery())
-        sql = exp.select(*selects).sql(dialect=rules.sqlglot)
+        if cache.usable(rules.host):
+            sql = cache.statement(plan, rules.dialect, "range", lambda: _range_sql(plan, rules))
+        else:
+            sql = _range_sql(plan, rules)
         _, rows = connection.execute(sql)
         values = [_to_date(v) for v in rows[0]]
         starts = [v for v in values[0::2] if v is not None]
@@ -97,18 +141,18 @@ def _with_data_range(plan: Plan, connection: Connection, rules: DialectRules) ->
         earliest = min(starts) if starts else None
         latest = max(ends) if ends else None
     project = plan.project
+    calendar = project.fiscal_year_start, project.week_start
+    retail = project.retail_calendar
     first_data = None
     if earliest is not None:
-        first_data = period_start(
-            earliest, request.grain, project.fiscal_year_start, project.week_start
-        )
+        first_data = period_start(earliest, request.grain, *calendar, retail=retail)
     start = request.start or first_data or dt.date.today()
     if request.end is not None:
         end = request.end
     elif latest is not None:
-        last = period_start(latest, request.grain, project.fiscal_year_start, project.week_start)
+        last = period_start(latest, request.grain, *calendar, retail=retail)
         try:
-            end = add_periods(last, request.grain, 1)
+            end = add_periods(last, request.grain, 1, retail=retail)
         except DateOutOfRange:  # data up to the calendar's end (a 9999-12-31 sentinel)
             end = dt.date.max
     else:
@@ -137,7 +181,17 @@ def _assemble(plan: Plan, columns: list[str], rows: list[tuple[Any, ...]], sql: 
             period = _to_date(row[period_index]) if period_index is not None else None
             dimensions = tuple((d, row[i]) for d, i in zip(request.by, dim_index, strict=True))
             result_rows.append(ResultRow(period, name, _number(row[value_index]), dimensions))
-    return Result(request.grain, request.start, request.end, request.by, result_rows, [], sql)
+    retail = plan.project.retail_calendar
+    return Result(
+        request.grain,
+        request.start,
+        request.end,
+        request.by,
+        result_rows,
+        [],
+        sql,
+        retail_calendar=retail,
+    )
 
 
 def _sort_key(

@@ -219,6 +219,10 @@ class _Checker:
     def _infer_call(self, node: Call, inside: bool) -> str:
         scope = self.scope
         span = node.name_span or node.span
+        if node.name == "pace" and scope.mode == "rule":
+            # rule syntax, not a function: asked of the registry, a miss would make it
+            # look through installed plugins (and turn the compile cache off)
+            return self._infer_pace(node)
         spec = scope.functions.get(node.name)
         if spec is None:
             scope.error(
@@ -293,6 +297,21 @@ class _Checker:
             branches = kinds[1:] if node.name == "if" else kinds
             return self._common(branches, node)
         return spec.returns
+
+    def _infer_pace(self, node: Call) -> str:
+        """``pace(kpi)`` in a rule (SPEC §13.8): one KPI by name, or ``value``; whether that
+        KPI can be paced is :func:`_pace_problems`' question."""
+        arg = node.args[0] if len(node.args) == 1 else None
+        if not isinstance(arg, Name) or node.where is not None:
+            self.scope.error(
+                "KPI304",
+                "`pace` takes one argument: a KPI name",
+                node.name_span or node.span,
+                "e.g. pace(revenue) < quota; in a KPI's own rule, pace < target",
+            )
+            return "null"
+        self.infer(arg, False)
+        return "number"
 
     def _needs_column(self, node: Call) -> None:
         """Refuse a constant as the value of an aggregate such as `percentile`: it
@@ -603,7 +622,11 @@ def _check_time_column(source: Source, name: str, span: Span) -> list[Diagnostic
 def check_kpi(project: Project, kpi: Kpi, functions: FunctionRegistry) -> list[Diagnostic]:
     """The problems of one KPI and its rules alone: what `kpi run` needs to tell a KPI it
     cannot compute from the ones it can (the project's other problems are not its own)."""
-    if kpi.is_derived:
+    if kpi.conversion is not None:  # a funnel step (SPEC §13.5)
+        from kpiengine.language.conversion import check_conversion
+
+        found = check_conversion(project, kpi, functions)
+    elif kpi.is_derived:
         found = _check_derived(project, kpi, functions)
     else:
         found = _check_source_kpi(project, kpi, functions)
@@ -647,6 +670,7 @@ def _check_source_kpi(project: Project, kpi: Kpi, functions: FunctionRegistry) -
         )
     else:
         scope.diagnostics.extend(_check_time_column(source, time, kpi.time_span or kpi.span))
+    scope.diagnostics.extend(_check_snapshot_and_window(kpi, source))
     for dimension, span in zip(kpi.dimensions or (), kpi.dimension_spans, strict=False):
         parts = tuple(dimension.split("."))
         if resolve_column(project, source, parts) is None:
@@ -662,6 +686,32 @@ def _check_source_kpi(project: Project, kpi: Kpi, functions: FunctionRegistry) -
                 reason or did_you_mean(dimension, column_candidates(project, source)),
             )
     return scope.diagnostics
+
+
+def _check_snapshot_and_window(kpi: Kpi, source: Source) -> list[Diagnostic]:
+    """A per-entity snapshot names a column of the source (SPEC §13.4); a window and a
+    snapshot do not combine: a snapshot is one time of the period, a window spans many."""
+    found: list[Diagnostic] = []
+    if kpi.snapshot_per is not None and kpi.snapshot_per not in source.columns:
+        found.append(
+            Diagnostic(
+                "KPI322",
+                f"`per: {kpi.snapshot_per}` is not a column of source `{source.name}`",
+                kpi.snapshot_per_span or kpi.span,
+                did_you_mean(kpi.snapshot_per, source.columns)
+                or f"columns of `{source.name}`: {', '.join(source.columns)}",
+            )
+        )
+    if kpi.window is not None and kpi.semi_additive is not None:
+        found.append(
+            Diagnostic(
+                "KPI321",
+                "a KPI with `window:` cannot also be `semi_additive`",
+                kpi.window.span,
+                "a snapshot is one time of each period; keep one of the two",
+            )
+        )
+    return found
 
 
 def _check_derived(project: Project, kpi: Kpi, functions: FunctionRegistry) -> list[Diagnostic]:
@@ -685,6 +735,7 @@ def _check_derived(project: Project, kpi: Kpi, functions: FunctionRegistry) -> l
         ("filter", kpi.filter),
         ("time", kpi.time),
         ("semi_additive", kpi.semi_additive),
+        ("window", kpi.window),
     ):
         if value is not None:
             scope.error(
@@ -731,16 +782,23 @@ def _check_rule(
         variables = {"value": "number", "previous": "number"}
         if kpi.target is not None:
             variables["target"] = "number"
+        variables["pace"] = "number"
     scope = Scope("rule", project, functions, variables=variables)
-    if rule.when.tree is not None:
-        kind = check_expression(rule.when.tree, scope)
+    for key, expression, example in (
+        ("when", rule.when, "when: value < target"),
+        ("require", rule.require, "require: deals_closed >= 20"),
+    ):
+        if expression is None or expression.tree is None:
+            continue
+        kind = check_expression(expression.tree, scope)
         if kind not in ("boolean", "null"):
             scope.error(
                 "KPI305",
-                f"a rule's `when` must be a condition, not {_describe(kind)}",
-                rule.when.span,
-                "e.g. when: value < target",
+                f"a rule's `{key}` must be a condition, not {_describe(kind)}",
+                expression.span,
+                f"e.g. {example}",
             )
+        scope.diagnostics.extend(_pace_problems(project, expression.tree, kpi, variables))
     if kpi is not None and kpi.target is None:
         for diagnostic in scope.diagnostics:
             if diagnostic.code == "KPI302" and "`target`" in diagnostic.message:
@@ -751,6 +809,37 @@ def _check_rule(
                     f"KPI `{kpi.name}` has no `target:`; add one to compare with it",
                 )
     return scope.diagnostics
+
+
+def _pace_problems(
+    project: Project, tree: Node, kpi: Kpi | None, variables: Mapping[str, str]
+) -> list[Diagnostic]:
+    """KPI323 where a rule paces a KPI that is not additive (SPEC §13.8): ``pace`` in a
+    KPI's rule, or ``pace(k)``."""
+    from kpiengine.rules.pace import not_additive
+
+    found = []
+    for node in walk(tree):
+        paced: Kpi | None = None
+        if isinstance(node, Name) and node.parts == ("pace",) and "pace" in variables:
+            paced = kpi
+        elif isinstance(node, Call) and node.name == "pace" and len(node.args) == 1:
+            arg = node.args[0]
+            if isinstance(arg, Name):
+                name = arg.dotted
+                paced = kpi if name == "value" and "value" in variables else project.kpis.get(name)
+        reason = not_additive(project, paced) if paced is not None else None
+        if reason:
+            found.append(
+                Diagnostic(
+                    "KPI323",
+                    f"`pace` needs an additive KPI (sums and counts): {reason}",
+                    node.span,
+                    "pace projects a value that grows with the days of a period; compare the "
+                    "KPI itself (value < target), or pace the sums or counts it is built from",
+                )
+            )
+    return found
 
 
 def _check_cycles(project: Project) -> list[Diagnostic]:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from kpiengine.diagnostics import CODES, Diagnostic, did_you_mean
 from kpiengine.errors import UsageError
+from kpiengine.loader.conversion import conversion_kpi, has_formula, no_expression
 from kpiengine.loader.model import (
     Column,
     ConformedDimension,
@@ -35,6 +36,7 @@ from kpiengine.loader.model import (
     Rule,
     Source,
     Target,
+    Window,
 )
 from kpiengine.loader.positioned_yaml import (
     Converter,
@@ -45,6 +47,7 @@ from kpiengine.loader.positioned_yaml import (
     scalar_origin,
     text_span,
 )
+from kpiengine.loader.retail_config import read_calendar
 from kpiengine.loader.schema import is_valid, schema_for, validator
 from kpiengine.loader.schema_messages import first_line, schema_diagnostics
 from kpiengine.source import SourceTexts, Span
@@ -502,6 +505,7 @@ class _Loader:
         for key, field in fields.items():
             if doc.get(data, key) is not None:
                 self.settings[field] = data[key]
+        self.settings["retail_calendar"] = read_calendar(data, doc, self.diagnostics)
         if doc.get(data, "plugins") is not None:
             self.settings["plugins"] = tuple(data["plugins"])
         if doc.get(data, "plugin_config") is not None:
@@ -604,6 +608,8 @@ class _Loader:
         )
 
     def _kpi(self, data: dict[str, Any], doc: _Document, at: tuple[str | int, ...]) -> None:
+        if not has_formula(data, doc, at):  # `expression:` or `conversion:` (SPEC §13.5)
+            return
         if not (doc.fine(*at, "kpi") and doc.fine(*at, "expression")):
             return
         name: str = data["kpi"]
@@ -632,13 +638,16 @@ class _Loader:
                 continue
             when = doc.expression(*at, "rules", index, "when")
             message = rule.get("message")
+            require = _require(rule, doc, *at, "rules", index)
             rules[rule["name"]] = Rule(
-                rule["name"], when, rule["severity"], rule_span, message, name
+                rule["name"], when, rule["severity"], rule_span, message, name, require
             )
         fill_null = get("fill_null")
         self.kpis[name] = Kpi(
             name=name,
-            expression=doc.expression(*at, "expression"),
+            expression=doc.expression(*at, "expression")
+            if "expression" in data
+            else no_expression(doc, at),
             span=span,
             title=get("title"),
             description=get("description"),
@@ -663,9 +672,12 @@ class _Loader:
             if target is not None
             else None,
             rules=tuple(rules.values()),
-            semi_additive=get("semi_additive"),
+            **_snapshot(get("semi_additive"), doc, at),
+            window=_window(get("window"), doc, at),
             fill_null=float(fill_null) if fill_null is not None else None,
         )
+        if "conversion" in data:  # a funnel step (SPEC §13.5): kpiengine/loader/conversion.py
+            self.kpis[name] = conversion_kpi(self.kpis[name], data, doc, at)
 
     def _rule_file(self, data: dict[str, Any], doc: _Document) -> None:
         if not all(doc.fine(key) for key in ("rule", "when", "severity")):
@@ -677,7 +689,48 @@ class _Loader:
             return
         when = doc.expression("when")
         message = doc.get(data, "message")
-        self.rules[name] = Rule(name, when, data["severity"], span, message)
+        require = _require(data, doc)
+        self.rules[name] = Rule(name, when, data["severity"], span, message, None, require)
+
+
+def _require(rule: dict[str, Any], doc: _Document, *at: str | int) -> Expression | None:
+    """A rule's ``require:`` guard (SPEC §13.8), parsed like its ``when``."""
+    if "require" not in rule or not doc.fine(*at, "require"):
+        return None
+    return doc.expression(*at, "require")
+
+
+def _snapshot(value: Any, doc: _Document, at: tuple[str | int, ...]) -> dict[str, Any]:
+    """``semi_additive: last`` or ``{take: last, per: account_id}`` (checked by the
+    schema) as the KPI's ``semi_additive`` and ``snapshot_per`` fields."""
+    if not isinstance(value, dict):
+        return {"semi_additive": value}
+    return {
+        "semi_additive": value["take"],
+        "snapshot_per": value["per"],
+        "snapshot_per_span": doc.span(*at, "semi_additive", "per"),
+    }
+
+
+def _window(value: Any, doc: _Document, at: tuple[str | int, ...]) -> Window | None:
+    """``window: all``, ``{to_date: G}`` or ``{last: N, unit: U}`` (checked by the schema)."""
+    if value is None:
+        return None
+    span = doc.span(*at, "window")
+    if value == "all":
+        return Window("all", span)
+    if "to_date" in value:
+        if "last" in value or "unit" in value:
+            doc.diagnostics.append(
+                Diagnostic(
+                    "KPI105",
+                    "a window is either `to_date:` or `last:` with `unit:`, not both",
+                    span,
+                    "e.g. window: {to_date: year} or window: {last: 90, unit: day}",
+                )
+            )
+        return Window("to_date", span, unit=value["to_date"])
+    return Window("last", span, unit=value["unit"], count=int(value["last"]))
 
 
 # -- errors that follow from a file that could not be read ---------------------------------

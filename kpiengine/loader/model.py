@@ -132,6 +132,58 @@ class Rule:
     span: Span
     message: str | None = None
     kpi: str | None = None  # None for a standalone rule file
+    #: a guard (SPEC §13.8): where it is not true the rule is not evaluated, and the
+    #: row's status is ``insufficient_data``
+    require: Expression | None = None
+
+
+@dataclass(frozen=True)
+class ConversionSide:
+    """One side of a conversion KPI: a source's rows after ``filter``, at ``time`` (the
+    source's own time column unless given), with ``entity`` naming who the row is about."""
+
+    source: str
+    entity: str
+    span: Span
+    filter: Expression | None = None
+    time: str | None = None
+    time_span: Span | None = None
+    entity_span: Span | None = None
+    source_span: Span | None = None
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """A conversion KPI (SPEC §13.5): base events that an event of the same entity
+    follows, within ``within_days`` when given; ``value`` is ``rate`` or ``count``. The
+    KPI's own ``source``, ``filter`` and ``time`` are the base side's (its dimensions are
+    the base source's); see kpiengine/plan/conversion.py for how it runs."""
+
+    base: ConversionSide
+    event: ConversionSide
+    span: Span
+    value: str = "rate"
+    within_days: int | None = None
+
+
+@dataclass(frozen=True)
+class Window:
+    """Which rows an aggregate reads for a period (SPEC §13.1): ``to_date`` (from the
+    start of the ``unit`` period holding the period's start), ``last`` (``count`` units
+    back from the period's end) or ``all`` (everything before the period's end)."""
+
+    kind: str  # "to_date" | "last" | "all"
+    span: Span
+    unit: str | None = None  # to_date: week..year; last: day..year
+    count: int | None = None  # last only
+
+    def describe(self) -> str:
+        """In words, for `kpi explain` and the catalog."""
+        if self.kind == "to_date":
+            return f"{self.unit} to date"
+        if self.kind == "last":
+            return f"the last {self.count} {self.unit}(s)"
+        return "all rows up to the period's end"
 
 
 @dataclass(frozen=True)
@@ -155,11 +207,46 @@ class Kpi:
     target: Target | None = None
     rules: tuple[Rule, ...] = ()
     semi_additive: str | None = None  # "last" | "first"
+    #: per-entity snapshots (SPEC §13.4): the column naming the entity, and where
+    snapshot_per: str | None = None
+    snapshot_per_span: Span | None = None
+    window: Window | None = None
     fill_null: float | None = None
+    conversion: Conversion | None = None  # a funnel step (SPEC §13.5)
 
     @property
     def is_derived(self) -> bool:
         return self.source is None
+
+
+#: Weekday names of ``calendar:`` (SPEC §13.7), Monday first, as ``date.weekday()`` counts.
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+@dataclass(frozen=True)
+class RetailCalendar:
+    """A retail (4-4-5 / 4-5-4 / 5-4-4) calendar of 52/53-week years (SPEC §13.7).
+
+    Years end on ``weekday``, the last one in (``rule: last``) or the one nearest to the
+    end of (``rule: nearest``) ``month``; weeks start the day after it. The arithmetic is
+    in :mod:`kpiengine.plan.retail`. The defaults are the NRF 4-5-4 calendar.
+    """
+
+    pattern: str = "4-5-4"
+    month: int = 1
+    weekday: str = "saturday"
+    rule: str = "nearest"
+
+    @property
+    def month_weeks(self) -> tuple[int, int, int]:
+        """Weeks of the three months of a quarter: (4, 5, 4) for 4-5-4."""
+        first, second, third = (int(part) for part in self.pattern.split("-"))
+        return first, second, third
+
+    @property
+    def week_start(self) -> str:
+        """The first day of its weeks: the day after the year's last weekday."""
+        return WEEKDAYS[(WEEKDAYS.index(self.weekday) + 1) % 7]
 
 
 @dataclass(frozen=True)
@@ -169,6 +256,9 @@ class Project:
     connector: str | None = None
     fiscal_year_start: int = 1
     week_start: str = "monday"
+    #: a retail calendar (SPEC §13.7) for the week, month, quarter and year grains; None:
+    #: the Gregorian calendar shifted by ``fiscal_year_start``
+    retail_calendar: RetailCalendar | None = None
     currency: str = "EUR"
     plugins: tuple[str, ...] = ()
     #: plugin name → its settings, given to that plugin's hooks (``context.config``)

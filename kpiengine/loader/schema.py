@@ -176,6 +176,11 @@ def _if(value: dict[str, Any], schema: dict[str, Any], compiler: _Compiler) -> C
     return lambda x: then(x) if test(x) else other(x)
 
 
+def _one_of(value: list[dict[str, Any]], schema: dict[str, Any], compiler: _Compiler) -> Check:
+    options = [_compile(option, compiler) for option in value]
+    return lambda x: sum(1 for option in options if option(x)) == 1
+
+
 def _ref(value: str, schema: dict[str, Any], compiler: _Compiler) -> Check:
     return compiler.ref(value)
 
@@ -197,6 +202,7 @@ _KEYWORDS: dict[str, Callable[[Any, dict[str, Any], _Compiler], Check]] = {
     "items": _items,
     "uniqueItems": _unique,
     "if": _if,
+    "oneOf": _one_of,
 }
 
 

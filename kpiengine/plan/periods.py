@@ -3,13 +3,25 @@
 The planner builds the period spine and look-back ranges here; the compiled SQL buckets
 rows with the same rules (fiscal year start for quarters and years, week start for
 weeks), and the tests hold the two to the same answers.
+
+With a retail calendar (SPEC §13.7, ``retail=``), the week, month, quarter and year grains
+follow it instead (:mod:`kpiengine.plan.retail`); each function here takes it as a
+keyword, and without it keeps the Gregorian answers.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from kpiengine.errors import UsageError
+from kpiengine.plan import retail as retail_calendar
+
+if TYPE_CHECKING:
+    from kpiengine.loader.model import RetailCalendar
+
+_T = TypeVar("_T")
 
 _MONTHS_PER = {"month": 1, "quarter": 3, "year": 12}
 _DAYS_PER = {"day": 1, "week": 7}
@@ -56,10 +68,34 @@ def max_periods(explicit: int | None = None) -> int:
     return explicit
 
 
+def _follows(retail: RetailCalendar | None, grain: str) -> bool:
+    """Whether ``grain``'s periods are the retail calendar's."""
+    return retail is not None and grain in retail_calendar.RETAIL_GRAINS
+
+
+def _in_calendar(what: Callable[[], str], compute: Callable[[], _T]) -> _T:
+    """``compute()``, with a retail year outside the years 1 to 9999 a usage error."""
+    try:
+        return compute()
+    except (retail_calendar.OutOfCalendar, OverflowError):
+        raise DateOutOfRange(what()) from None
+
+
 def period_start(
-    day: dt.date, grain: str, fiscal_year_start: int = 1, week_start: str = "monday"
+    day: dt.date,
+    grain: str,
+    fiscal_year_start: int = 1,
+    week_start: str = "monday",
+    *,
+    retail: RetailCalendar | None = None,
 ) -> dt.date:
     """The first day of the period that contains ``day``."""
+    if retail is not None and _follows(retail, grain):
+        calendar = retail
+        return _in_calendar(
+            lambda: f"the start of the {grain} holding {day}",
+            lambda: retail_calendar.period_start(calendar, day, grain),
+        )
     if grain == "day":
         return day
     if grain == "week":
@@ -77,28 +113,49 @@ def period_start(
     return dt.date(index // 12, index % 12 + 1, 1)
 
 
-def add_periods(start: dt.date, grain: str, count: int) -> dt.date:
+def add_periods(
+    start: dt.date, grain: str, count: int, *, retail: RetailCalendar | None = None
+) -> dt.date:
     """Shift a period start by ``count`` periods (negative goes back).
 
     Raises :class:`DateOutOfRange` (a usage error) past the years 1 to 9999.
     """
+    way = "before" if count < 0 else "after"
+    if retail is not None and _follows(retail, grain):
+        calendar = retail
+        return _in_calendar(
+            lambda: f"{abs(count)} {grain}(s) {way} {start}",
+            lambda: retail_calendar.add_periods(calendar, start, grain, count),
+        )
     try:
         if grain in _DAYS_PER:
             return start + dt.timedelta(days=count * _DAYS_PER[grain])
         index = start.year * 12 + start.month - 1 + count * _MONTHS_PER[grain]
         return dt.date(index // 12, index % 12 + 1, start.day)
     except (OverflowError, ValueError):
-        way = "before" if count < 0 else "after"
         raise DateOutOfRange(f"{abs(count)} {grain}(s) {way} {start}") from None
 
 
 def count_periods(
-    start: dt.date, end: dt.date, grain: str, fiscal_year_start: int = 1, week_start: str = "monday"
+    start: dt.date,
+    end: dt.date,
+    grain: str,
+    fiscal_year_start: int = 1,
+    week_start: str = "monday",
+    *,
+    retail: RetailCalendar | None = None,
 ) -> int:
     """How many periods overlap ``[start, end)``: what :func:`spine` would return, counted
     in constant time, so that a range can be refused before its spine is built."""
     if end <= start:
         return 0
+    if retail is not None and _follows(retail, grain):
+        calendar = retail
+        last_day = end - dt.timedelta(days=1)
+        return _in_calendar(
+            lambda: f"the {grain} periods from {start} to {end}",
+            lambda: retail_calendar.periods_between(calendar, start, last_day, grain) + 1,
+        )
     first = period_start(start, grain, fiscal_year_start, week_start)
     last = period_start(end - dt.timedelta(days=1), grain, fiscal_year_start, week_start)
     if grain in _DAYS_PER:
@@ -108,17 +165,23 @@ def count_periods(
 
 
 def spine(
-    start: dt.date, end: dt.date, grain: str, fiscal_year_start: int = 1, week_start: str = "monday"
+    start: dt.date,
+    end: dt.date,
+    grain: str,
+    fiscal_year_start: int = 1,
+    week_start: str = "monday",
+    *,
+    retail: RetailCalendar | None = None,
 ) -> list[dt.date]:
     """Starts of every period that overlaps ``[start, end)``."""
     if end <= start:
         return []
-    current = period_start(start, grain, fiscal_year_start, week_start)
+    current = period_start(start, grain, fiscal_year_start, week_start, retail=retail)
     periods = []
     while current < end:
         periods.append(current)
         try:
-            current = add_periods(current, grain, 1)
+            current = add_periods(current, grain, 1, retail=retail)
         except DateOutOfRange:  # the period holding 9999-12-31 is the last one there is
             break
     return periods
@@ -131,13 +194,23 @@ def spine(
 _MAX_DAYS_PER = {"day": 1, "week": 7, "month": 31, "quarter": 93, "year": 366}
 
 
-def shift_back(day: dt.date, count: int, unit: str) -> dt.date:
+def shift_back(
+    day: dt.date, count: int, unit: str, *, retail: RetailCalendar | None = None
+) -> dt.date:
     """``day`` minus ``count`` calendar units. Months, quarters and years keep the day of
     the month, clamped to the month's last day (2024-03-31 − 1 month = 2024-02-29,
-    2024-02-29 − 1 year = 2023-02-28), as SQL interval arithmetic and pandas do.
+    2024-02-29 − 1 year = 2023-02-28), as SQL interval arithmetic and pandas do. In a
+    retail calendar they keep the day's place in its retail period, clamped alike
+    (:func:`kpiengine.plan.retail.shift_back`).
 
     Raises :class:`DateOutOfRange` before the year 1.
     """
+    if retail is not None and unit in retail_calendar.PER_YEAR:
+        calendar = retail
+        return _in_calendar(
+            lambda: f"{count} {unit}(s) before {day}",
+            lambda: retail_calendar.shift_back(calendar, day, count, unit),
+        )
     try:
         if unit in _DAYS_PER:
             return day - dt.timedelta(days=count * _DAYS_PER[unit])
@@ -157,12 +230,15 @@ def offset_rows(
     unit: str,
     fiscal_year_start: int = 1,
     week_start: str = "monday",
+    *,
+    retail: RetailCalendar | None = None,
 ) -> int:
     """How many periods of ``grain`` before the period starting at ``start`` is the period
     holding ``start − count·unit``: the row offset of ``previous(k, count, unit)`` there."""
     calendar = fiscal_year_start, week_start
-    target = period_start(shift_back(start, count, unit), grain, *calendar)
-    return count_periods(target, start, grain, *calendar)
+    shifted = shift_back(start, count, unit, retail=retail)
+    target = period_start(shifted, grain, *calendar, retail=retail)
+    return count_periods(target, start, grain, *calendar, retail=retail)
 
 
 def fixed_offset_rows(count: int, unit: str, grain: str) -> int | None:
@@ -181,12 +257,19 @@ def fixed_offset_rows(count: int, unit: str, grain: str) -> int | None:
     return None
 
 
-def max_offset_rows(count: int, unit: str, grain: str) -> int:
+def max_offset_rows(
+    count: int, unit: str, grain: str, *, retail: RetailCalendar | None = None
+) -> int:
     """An upper bound of :func:`offset_rows` over every date (exact when it is fixed): the
-    look-back a calendar offset needs before ``from``, known before the range is."""
+    look-back a calendar offset needs before ``from``, known before the range is.
+
+    :func:`fixed_offset_rows` holds in a retail calendar too: retail months, quarters and
+    years nest like Gregorian ones (12 months a year, 3 a quarter)."""
     fixed = fixed_offset_rows(count, unit, grain)
     if fixed is not None:
         return fixed
     days = count * _MAX_DAYS_PER[unit]
+    if retail is not None and unit in retail_calendar.PER_YEAR:
+        days = retail_calendar.max_days_back(count, unit)
     # the period holding the shifted date starts at most 6 days before it (weeks)
     return days if grain == "day" else (days + _DAYS_PER[grain] - 1) // _DAYS_PER[grain]

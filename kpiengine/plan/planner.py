@@ -35,7 +35,17 @@ from kpiengine.language.names import (
     resolve_column,
     unresolved_reason,
 )
-from kpiengine.loader.model import GRAINS, Expression, Join, Kpi, Project, Source
+from kpiengine.loader.model import (
+    GRAINS,
+    TIME_GRAINS,
+    Expression,
+    Join,
+    Kpi,
+    Project,
+    RetailCalendar,
+    Source,
+    Window,
+)
 from kpiengine.plan.periods import (
     DEFAULT_MAX_PERIODS,
     add_periods,
@@ -60,7 +70,9 @@ class RunRequest:
     ``history_start`` is filled by the executor for KPIs that need all history
     (``cumulative_sum``, ``streak``): the first period with data. ``max_periods`` caps
     the periods the statement produces, look-back included, so that no range or offset
-    can make a run eat the machine (a usage error names the limit).
+    can make a run eat the machine (a usage error names the limit). ``bucketed``: the
+    ``by`` dimensions (date columns) grouped by the start of their period at the run's
+    grain rather than by their value: ``kpi cohort``'s cohort (SPEC §13.6).
     """
 
     kpis: tuple[str, ...]
@@ -71,6 +83,7 @@ class RunRequest:
     where: Expression | None = None
     history_start: dt.date | None = None
     max_periods: int = DEFAULT_MAX_PERIODS
+    bucketed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -88,8 +101,10 @@ class Scan:
     """One pass over a source table, grouped by period and the requested dimensions.
 
     A ``snapshot`` scan (``semi_additive: last|first``) only reads the rows at the latest
-    (earliest) snapshot time of each period; its row filter cannot be folded into the
-    aggregates, since it decides which time is the latest, so it is the scan's own.
+    (earliest) snapshot time of each period (of each entity, with ``snapshot_per``); its
+    row filter cannot be folded into the aggregates, since it decides which time is the
+    latest, so it is the scan's own. A ``window`` scan groups rows by the periods whose
+    window holds them, not by the period of their time: one row counts in many periods.
     """
 
     alias: str
@@ -99,6 +114,10 @@ class Scan:
     dimensions: list[ColumnRef]
     snapshot: str | None = None
     row_filter: Node | None = None  # applied in WHERE: a snapshot's, or one all its KPIs share
+    #: per-entity snapshot (SPEC §13.4): each value of this column at its own edge time
+    snapshot_per: str | None = None
+    #: the rows each period's aggregates read (SPEC §13.1); None: the period's own rows
+    window: Window | None = None
     lookback: int | None = 0  # whole periods read before the range; None: all history
     #: join paths to LEFT JOIN, each after its prefix (``(subscriptions,)`` before
     #: ``(subscriptions, accounts)``)
@@ -116,11 +135,17 @@ class Scan:
         counts: bool,
         visibility: bool = False,
     ) -> Measure:
-        key = (function, args, condition, visibility)
+        # outside snapshots a visibility count is the same aggregate as a KPI's count
+        # under the same condition: one column serves both
+        visible = visibility and self.snapshot is not None
+        key = (function, args, condition, visible)
         found = self.measures.get(key)
         if found is None:
             alias = f"{self.alias}_m{len(self.measures)}"
             found = Measure(alias, function, args, condition, counts, visibility)
+            self.measures[key] = found
+        elif found.visibility and not visibility:  # a KPI's value now: whole-period twin too
+            found = dataclasses.replace(found, visibility=False)
             self.measures[key] = found
         return found
 
@@ -191,7 +216,8 @@ class Plan:
             return None
         if request.start is None or scan.lookback == 0 or self.first_period is None:
             return request.start
-        return add_periods(self.first_period, request.grain, -scan.lookback)
+        retail = self.project.retail_calendar
+        return add_periods(self.first_period, request.grain, -scan.lookback, retail=retail)
 
 
 def build_plan(
@@ -205,7 +231,10 @@ def build_plan(
     for name in needed:
         tree = project.kpis[name].expression.tree
         if tree is not None:
-            problems.extend(offset_problems(tree, request.max_periods, request.grain))
+            retail = project.retail_calendar
+            problems.extend(
+                offset_problems(tree, request.max_periods, request.grain, retail=retail)
+            )
     if problems:
         raise DefinitionError(problems)
 
@@ -229,10 +258,12 @@ def build_plan(
         columns[name] = KpiColumn(
             name, f"k{len(columns)}", layer, reads, tree, fill_null, flags=seen
         )
-        looks[name] = lookback(tree, looks, grain=request.grain)
-        finite[name] = lookback(tree, finite, unbounded=0, grain=request.grain)
+        retail = project.retail_calendar
+        looks[name] = lookback(tree, looks, grain=request.grain, retail=retail)
+        finite[name] = lookback(tree, finite, unbounded=0, grain=request.grain, retail=retail)
 
-    members = _assign_scans(project, request, needed, scans)
+    history = _all_history_inputs(project, request, needed)
+    members = _assign_scans(project, request, needed, scans, history)
     for name in needed:
         kpi = project.kpis[name]
         tree = kpi.expression.tree
@@ -243,7 +274,7 @@ def build_plan(
         scan = members[name]
         row_filter = None if scan.row_filter is not None or kpi.filter is None else kpi.filter.tree
         flag = flags.get((scan.alias, row_filter))
-        if flag is None:
+        if flag is None and request.by:  # without dimensions no value needs a flag
             measure = scan.measure("count", (), row_filter, counts=True, visibility=True)
             flag = Flag(f"f{len(flags)}", scan.alias, measure.alias)
             flags[(scan.alias, row_filter)] = flag
@@ -255,13 +286,13 @@ def build_plan(
             tree,
             kpi.fill_null,
             _measures(project, kpi, scan, functions, row_filter),
-            (flag.alias,),
+            (flag.alias,) if flag is not None else (),
         )
         looks[name] = finite[name] = 0
     if request.where is not None and request.where.tree is not None:
         for scan in scans.values():
             _join_columns(project, scan, request.where.tree)
-    _scan_lookbacks(columns, members, request.kpis, request.grain)
+    _scan_lookbacks(columns, members, request.kpis, request.grain, project.retail_calendar)
 
     plan = Plan(
         project,
@@ -300,10 +331,11 @@ def _place(plan: Plan, request: RunRequest) -> Plan:
     (usage error) when the range and the look-back hold more than ``max_periods``."""
     project = plan.project
     project_start = project.fiscal_year_start, project.week_start
+    retail = project.retail_calendar
     plan_lookback = plan.lookback
     first = None
     if request.grain != "all" and request.start is not None:
-        first = period_start(request.start, request.grain, *project_start)
+        first = period_start(request.start, request.grain, *project_start, retail=retail)
     periods = None
     if request.grain != "all" and request.start is not None and request.end is not None:
         reach = plan_lookback
@@ -314,7 +346,7 @@ def _place(plan: Plan, request: RunRequest) -> Plan:
         _check_period_count(project, request, reach or 0)
         spine_start: dt.date | None = request.start
         if reach and first is not None:
-            spine_start = add_periods(first, request.grain, -reach)
+            spine_start = add_periods(first, request.grain, -reach, retail=retail)
         if plan_lookback is None:
             if request.history_start is None:
                 spine_start = None
@@ -322,19 +354,45 @@ def _place(plan: Plan, request: RunRequest) -> Plan:
                 spine_start = min(request.history_start, spine_start or request.start)
                 _check_period_count(project, request, reach or 0, spine_start)
         if spine_start is not None:
-            periods = spine(spine_start, request.end, request.grain, *project_start)
+            periods = spine(spine_start, request.end, request.grain, *project_start, retail=retail)
     return dataclasses.replace(plan, request=request, periods=periods, first_period=first)
 
 
+def _all_history_inputs(project: Project, request: RunRequest, needed: list[str]) -> set[str]:
+    """The source KPIs some consumer reads over all history (``cumulative_sum``,
+    ``streak``, through any nesting): they get scans of their own, so that one running
+    total does not make every other aggregate on the same table read years nobody asked
+    for (the other KPIs' scan reads the range and its finite look-back only)."""
+    if request.grain == "all":
+        return set()
+    retail = project.retail_calendar
+    needs: dict[str, int | None] = dict.fromkeys(request.kpis, 0)
+    for name in reversed(needed):  # consumers before their inputs
+        kpi = project.kpis[name]
+        if not kpi.is_derived or kpi.expression.tree is None:
+            continue
+        need = needs.get(name, 0)
+        for used, shift in references_with_shift(kpi.expression.tree, request.grain, retail=retail):
+            wanted = None if need is None or shift is None else need + shift
+            needs[used] = _combine([needs.get(used, 0), wanted])
+    return {
+        name for name in needed if not project.kpis[name].is_derived and needs.get(name, 0) is None
+    }
+
+
 def _assign_scans(
-    project: Project, request: RunRequest, needed: list[str], scans: dict[tuple[object, ...], Scan]
+    project: Project,
+    request: RunRequest,
+    needed: list[str],
+    scans: dict[tuple[object, ...], Scan],
+    history: set[str],
 ) -> dict[str, Scan]:
     """Source KPI → its scan; a row filter every KPI of a scan shares moves to its WHERE."""
     members: dict[str, Scan] = {}
     for name in needed:
         kpi = project.kpis[name]
         if not kpi.is_derived:
-            members[name] = _scan_for(project, request, kpi, scans)
+            members[name] = _scan_for(project, request, kpi, scans, name in history)
     for scan in scans.values():
         if scan.snapshot is not None:
             continue
@@ -348,7 +406,11 @@ def _assign_scans(
 
 
 def _scan_lookbacks(
-    columns: dict[str, KpiColumn], members: dict[str, Scan], outputs: tuple[str, ...], grain: str
+    columns: dict[str, KpiColumn],
+    members: dict[str, Scan],
+    outputs: tuple[str, ...],
+    grain: str,
+    retail: RetailCalendar | None = None,
 ) -> None:
     """How many periods before the range each scan must read, from what its consumers need."""
     needs: dict[str, int | None] = dict.fromkeys(outputs, 0)
@@ -356,7 +418,7 @@ def _scan_lookbacks(
         need = needs.get(column.name, 0)
         if column.layer == 0:
             continue
-        for name, shift in references_with_shift(column.expression, grain):
+        for name, shift in references_with_shift(column.expression, grain, retail=retail):
             wanted = None if need is None or shift is None else need + shift
             needs[name] = _combine([needs.get(name, 0), wanted])
     for name, scan in members.items():
@@ -373,13 +435,33 @@ def _combine(looks: Iterable[int | None]) -> int | None:
 
 
 def _scan_for(
-    project: Project, request: RunRequest, kpi: Kpi, scans: dict[tuple[object, ...], Scan]
+    project: Project,
+    request: RunRequest,
+    kpi: Kpi,
+    scans: dict[tuple[object, ...], Scan],
+    all_history: bool = False,
 ) -> Scan:
-    """The scan a source KPI reads: shared by every KPI on the same table and time column."""
+    """The scan a source KPI reads: shared by every KPI on the same table and time column
+    (and the same need for all history, see :func:`_all_history_inputs`)."""
+    if kpi.conversion is not None:  # a funnel step reads a derived table (SPEC §13.5)
+        from kpiengine.plan.conversion import conversion_scan
+
+        return conversion_scan(project, request, kpi, scans)
     source = project.sources[kpi.source or ""]
     time = kpi.time or source.time or ""
     row_filter = kpi.filter.tree if kpi.filter is not None and kpi.semi_additive else None
-    key = (source.name, time, kpi.semi_additive, row_filter)
+    window = kpi.window if request.grain != "all" else None
+    # windows differing only in where they are written read the same rows
+    window_key = None if window is None else (window.kind, window.unit, window.count)
+    key = (
+        source.name,
+        time,
+        kpi.semi_additive,
+        kpi.snapshot_per,
+        row_filter,
+        window_key,
+        all_history,
+    )
     scan = scans.get(key)
     if scan is None:
         dims = [_dimension_ref(project, source, d) for d in request.by]
@@ -391,6 +473,8 @@ def _scan_for(
             dims,
             kpi.semi_additive,
             row_filter,
+            kpi.snapshot_per,
+            window,
         )
         for ref in dims:
             scan.need_join(ref)
@@ -472,11 +556,13 @@ def _check_period_count(
     periods, counted from the range and the look-back before any spine is built."""
     assert request.start is not None and request.end is not None
     calendar = project.fiscal_year_start, project.week_start
-    in_range = count_periods(request.start, request.end, request.grain, *calendar)
+    retail = project.retail_calendar
+    in_range = count_periods(request.start, request.end, request.grain, *calendar, retail=retail)
     total = in_range + reach
     before = f", plus {reach:,} before it that time functions read" if reach else ""
     if history is not None:
-        total = max(total, count_periods(history, request.end, request.grain, *calendar))
+        held = count_periods(history, request.end, request.grain, *calendar, retail=retail)
+        total = max(total, held)
         before = f", from the first period with data ({history}) for all-history functions"
     if total <= request.max_periods:
         return
@@ -532,6 +618,8 @@ def _check_request(
                 unit = finer_unit(node, request.grain)
                 if unit is not None:
                     problems.append(_finer_unit(node, unit, request.grain))
+    for name in needed:
+        problems.extend(_window_problems(project.kpis[name], request.grain))
     for name in request.kpis:
         for base in base_kpis(project, name):
             for dimension in request.by:
@@ -543,6 +631,35 @@ def _check_request(
     for problem in problems:
         unique.setdefault((problem.code, problem.message), problem)
     return list(unique.values())
+
+
+def _window_problems(kpi: Kpi, grain: str) -> list[Diagnostic]:
+    """KPI321: a window needs periods to end at, and ``to_date: G`` a G at least as
+    coarse as the grain (a week-to-date at month grain would start inside the month)."""
+    window = kpi.window
+    if window is None:
+        return []
+    if grain == "all":
+        return [
+            Diagnostic(
+                "KPI321",
+                f"KPI `{kpi.name}` has a window, which needs a time grain, not `all`",
+                window.span,
+                "run with --grain month (or day, week, quarter, year)",
+            )
+        ]
+    if window.kind == "to_date" and TIME_GRAINS.index(window.unit or "") < TIME_GRAINS.index(grain):
+        return [
+            Diagnostic(
+                "KPI321",
+                f"`to_date: {window.unit}` of KPI `{kpi.name}` is finer than the run's "
+                f"grain `{grain}`",
+                window.span,
+                f"use `to_date:` with a unit of at least one {grain}, or run with "
+                f"--grain {window.unit}",
+            )
+        ]
+    return []
 
 
 def _finer_unit(node: Call, unit: str, grain: str) -> Diagnostic:

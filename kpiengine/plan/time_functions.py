@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from kpiengine.diagnostics import Diagnostic
 from kpiengine.language.ast import Call, Literal, Name, Node, walk
 from kpiengine.language.functions import unit_argument
 from kpiengine.loader.vocabulary import TIME_GRAINS
 from kpiengine.plan.periods import max_offset_rows
+
+if TYPE_CHECKING:
+    from kpiengine.loader.model import RetailCalendar
 
 TIME_FUNCTIONS = frozenset(
     {"previous", "growth", "rolling_sum", "rolling_avg", "cumulative_sum", "streak"}
@@ -56,30 +60,35 @@ def finer_unit(call: Call, grain: str) -> str | None:
     return unit if TIME_GRAINS.index(unit) < TIME_GRAINS.index(grain) else None
 
 
-def periods_back(call: Call, grain: str | None) -> int:
+def periods_back(call: Call, grain: str | None, *, retail: RetailCalendar | None = None) -> int:
     """How many periods of ``grain`` before a row ``previous``/``growth`` may read: n for
     the period forms, at most :func:`max_offset_rows` for a calendar offset (the exact
     count varies with the date at week and day grains). Without a valid grain (``kpi
-    validate`` knows none), n: the count at the grain of the unit itself, the least."""
+    validate`` knows none), n: the count at the grain of the unit itself, the least.
+    ``retail``: the project's retail calendar, whose months and years are longer."""
     n = periods_argument(call)
     unit = calendar_unit(call)
     if unit is None or grain not in TIME_GRAINS or unit not in TIME_GRAINS:
         return n
     if finer_unit(call, grain):
         return n
-    return max_offset_rows(n, unit, grain)
+    return max_offset_rows(n, unit, grain, retail=retail)
 
 
-def _window_reach(call: Call, grain: str | None) -> int | None:
+def _window_reach(
+    call: Call, grain: str | None, retail: RetailCalendar | None = None
+) -> int | None:
     """Periods before a row a time function reads (None: all history)."""
     if call.name in UNBOUNDED:
         return None
     if call.name.startswith("rolling"):
         return periods_argument(call) - 1
-    return periods_back(call, grain)
+    return periods_back(call, grain, retail=retail)
 
 
-def offset_problems(tree: Node, limit: int, grain: str | None = None) -> list[Diagnostic]:
+def offset_problems(
+    tree: Node, limit: int, grain: str | None = None, *, retail: RetailCalendar | None = None
+) -> list[Diagnostic]:
     """KPI402 at every time-function offset over ``limit`` periods: no range is short
     enough to run it within the limit, so it is a definition error, found without a run
     (``kpi validate``) and before any period arithmetic (``previous(k, 700000)`` at day
@@ -94,7 +103,8 @@ def offset_problems(tree: Node, limit: int, grain: str | None = None) -> list[Di
         value = argument.value if isinstance(argument, Literal) else None
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             continue
-        reach = periods_back(node, grain) if node.name in ("previous", "growth") else value
+        calendar_offset = node.name in ("previous", "growth")
+        reach = periods_back(node, grain, retail=retail) if calendar_offset else value
         if reach > limit:
             shown = f"{reach:,}" if reach < 10**15 else "more than 10^15"
             unit = calendar_unit(node)
@@ -117,6 +127,8 @@ def lookback(
     known: Mapping[str, int | None],
     unbounded: int | None = None,
     grain: str | None = None,
+    *,
+    retail: RetailCalendar | None = None,
 ) -> int | None:
     """Periods of history ``tree`` needs before the first output period (None: all).
 
@@ -128,19 +140,21 @@ def lookback(
     if isinstance(tree, Name):
         return known.get(tree.dotted, 0)
     if isinstance(tree, Call) and tree.name in TIME_FUNCTIONS:
-        inner = lookback(tree.args[0], known, unbounded, grain) if tree.args else 0
+        inner = lookback(tree.args[0], known, unbounded, grain, retail=retail) if tree.args else 0
         if inner is None:
             return None
         if tree.name in UNBOUNDED:
             return None if unbounded is None else inner + unbounded
-        return inner + (_window_reach(tree, grain) or 0)
-    needs = [lookback(child, known, unbounded, grain) for child in tree.children()]
+        return inner + (_window_reach(tree, grain, retail) or 0)
+    needs = [lookback(child, known, unbounded, grain, retail=retail) for child in tree.children()]
     if any(n is None for n in needs):
         return None
     return max(needs, default=0)  # type: ignore[type-var]
 
 
-def references_with_shift(tree: Node, grain: str | None = None) -> list[tuple[str, int | None]]:
+def references_with_shift(
+    tree: Node, grain: str | None = None, *, retail: RetailCalendar | None = None
+) -> list[tuple[str, int | None]]:
     """Each name in ``tree`` with how many periods before a row its value is read
     (0 outside time functions; None for all history)."""
     found: list[tuple[str, int | None]] = []
@@ -151,7 +165,7 @@ def references_with_shift(tree: Node, grain: str | None = None) -> list[tuple[st
             found.append((node.dotted, shift))
             continue
         if isinstance(node, Call) and node.name in TIME_FUNCTIONS and node.args:
-            window = _window_reach(node, grain)
+            window = _window_reach(node, grain, retail)
             inner = None if shift is None or window is None else shift + window
             stack.append((node.args[0], inner))
             continue

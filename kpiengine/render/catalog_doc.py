@@ -107,7 +107,10 @@ def _kpi_section(model: Project, kpi: Kpi) -> list[str]:
         time = kpi.time or (source.time if source else None)
         rows.append(("source", f"`{kpi.source}`" + (f", by `{time}`" if time else "")))
     if kpi.semi_additive:
-        rows.append(("semi-additive", f"`{kpi.semi_additive}` snapshot of each period"))
+        per = f" of each `{kpi.snapshot_per}`" if kpi.snapshot_per else ""
+        rows.append(("semi-additive", f"`{kpi.semi_additive}` snapshot{per} of each period"))
+    if kpi.window is not None:
+        rows.append(("window", kpi.window.describe()))
     if kpi.fill_null is not None:
         rows.append(("empty periods", format_value(kpi.fill_null, kpi.unit, model.currency)))
     rows.append(("dimensions", _dimensions(model, kpi)))
@@ -140,6 +143,8 @@ def _dimensions(model: Project, kpi: Kpi) -> str:
 
 def _rule_text(rule: Rule) -> str:
     text = f"**{rule.severity}** `{rule.name}` when {_code(rule.when.text)}"
+    if rule.require is not None:
+        text += f", if {_code(rule.require.text)}"
     if rule.message:
         text += f": “{_one_line(rule.message)}”"
     return text
@@ -156,6 +161,8 @@ def _standalone_section(rule: Rule) -> list[str]:
         f"| when | {_cell(_code(rule.when.text))} |",
         f"| severity | {rule.severity} |",
     ]
+    if rule.require is not None:
+        lines.insert(-1, f"| require | {_cell(_code(rule.require.text))} |")
     if rule.message:
         lines.append(f"| message | {_cell(_one_line(rule.message))} |")
     return [*lines, ""]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
+from kpiengine.errors import UsageError
 from kpiengine.language.ast import Name, walk
 from kpiengine.language.names import referenced_kpis, resolve_column
 
@@ -34,6 +36,11 @@ def explain_kpi(project: Any, name: str, dialect: str = "duckdb") -> str:
         )
         if kpi.filter is not None:
             lines.append(f"{pad}  filter: {kpi.filter.text.strip()}")
+        if kpi.window is not None:
+            lines.append(f"{pad}  window: {kpi.window.describe()}")
+        if kpi.semi_additive is not None:
+            per = f" per {kpi.snapshot_per}" if kpi.snapshot_per else ""
+            lines.append(f"{pad}  semi-additive: {kpi.semi_additive} snapshot{per}")
         columns: dict[str, None] = {}
         trees = [kpi.expression.tree, kpi.filter.tree if kpi.filter else None]
         for tree in trees:
@@ -43,9 +50,16 @@ def explain_kpi(project: Any, name: str, dialect: str = "duckdb") -> str:
         lines.append(f"{pad}  columns: {', '.join(columns) or '(rows only)'}")
 
     describe(name, 0)
-    lines += [
-        "",
-        f"SQL ({dialect}, grain month):",
-        project.compile([name], dialect=dialect, note=True) + ";",
-    ]
+    heading = f"SQL ({dialect}, grain month):"
+    try:
+        sql = project.compile([name], dialect=dialect, note=True)
+    except UsageError as error:
+        if "--from and --to" not in str(error):
+            raise
+        # window bounds (and retail periods) are literals: show this year's statement
+        year = dt.date.today().year
+        start, end = dt.date(year, 1, 1), dt.date(year + 1, 1, 1)
+        sql = project.compile([name], dialect=dialect, start=start, end=end)
+        heading = f"SQL ({dialect}, grain month, {start} to {end}: its bounds need a range):"
+    lines += ["", heading, sql + ";"]
     return "\n".join(lines)

@@ -51,7 +51,10 @@ class TemplateRenderer:
             resource = resources.files("kpiengine.render").joinpath(f"templates/{self.template}")
             text = resource.read_text(encoding="utf-8")
         environment = BoundedEnvironment(
-            REPORT_LIMITS, autoescape=self.autoescape, keep_trailing_newline=True
+            REPORT_LIMITS,
+            autoescape=self.autoescape,
+            keep_trailing_newline=True,
+            loader=_partials_loader(),
         )
         add_filters(environment, report.currency)
         environment.add_filter("csv_row", csv_row)
@@ -70,6 +73,21 @@ class TemplateRenderer:
             line = getattr(error, "lineno", None) or _template_line(error)
             where = f"{template or self.template}{f':{line}' if line else ''}"
             raise UsageError(f"template {where}: {describe_error(error)}") from None
+
+
+def _partials_loader() -> Any:
+    """Built-in templates may include the partials beside them (``_statuses.html.j2``):
+    only names starting with ``_`` in ``kpiengine/render/templates/``, nothing else on
+    disk, so a user's ``--template`` can include them too but reads no other file."""
+    from jinja2 import FunctionLoader
+
+    def load(name: str) -> str | None:
+        if not re.fullmatch(r"_[a-z0-9_]+\.[a-z]+\.j2", name):
+            return None
+        resource = resources.files("kpiengine.render").joinpath(f"templates/{name}")
+        return resource.read_text(encoding="utf-8") if resource.is_file() else None
+
+    return FunctionLoader(load)
 
 
 def _template_line(error: BaseException) -> int | None:
@@ -141,14 +159,19 @@ def report_data(report: ReportData) -> dict[str, Any]:
                         "previous": s.previous,
                         "change": s.change,
                         "status": s.status,
+                        "partial": s.partial,
                     }
                     for s in card.series
                 ],
             }
             for card in report.cards
         ],
+        "as_of": report.as_of.isoformat() if report.as_of else None,
         "alerts": [a.to_dict() for a in report.alerts],
-        "rows": [r.to_dict() for r in report.rows],
+        "rows": [
+            {**r.to_dict(), "status": report.statuses.get(r, "ok"), "partial": report.partial(r)}
+            for r in report.rows
+        ],
     }
 
 

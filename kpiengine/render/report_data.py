@@ -12,8 +12,9 @@ from typing import Any
 
 from kpiengine.execute.result import Result, ResultRow
 from kpiengine.loader.model import Project
+from kpiengine.render.funnel import funnel_views
 from kpiengine.render.terminal import format_value
-from kpiengine.rules.evaluate import SEVERITY_ORDER, Alert
+from kpiengine.rules.evaluate import INSUFFICIENT_DATA, STATUS_ORDER, Alert
 
 CHART_WIDTH, CHART_HEIGHT, CHART_PAD = 240, 64, 4
 
@@ -27,6 +28,7 @@ class Series:
     previous: Any = None
     change: float | None = None
     status: str = "ok"
+    partial: bool = False  # its latest period is in progress at the run's as-of date
 
 
 @dataclass
@@ -65,10 +67,26 @@ class ReportData:
     alerts: list[Alert]
     rows: list[ResultRow]
     statuses: dict[ResultRow, str] = field(default_factory=dict)
+    as_of: dt.date | None = None
+    #: rows of periods in progress at ``as_of`` (SPEC §13.8)
+    partial_rows: frozenset[ResultRow] = frozenset()
+    #: the cohort heat map's section (``kpi demo``): a render.cohort_formats.CohortView
+    cohort: Any = None
+    #: the funnel section: conversion KPIs as funnel steps (render/funnel.py)
+    funnels: list[Any] = field(default_factory=list)
 
     @property
     def last_period(self) -> dt.date | None:
         return max((r.period for r in self.rows if r.period is not None), default=None)
+
+    def partial(self, row: ResultRow) -> bool:
+        """The row's period is in progress at :attr:`as_of`."""
+        return row in self.partial_rows
+
+    @property
+    def insufficient(self) -> list[ResultRow]:
+        """Rows whose guarded rules were not evaluated (``require:`` not true)."""
+        return [r for r in self.rows if self.statuses.get(r) == INSUFFICIENT_DATA]
 
 
 def build_report(
@@ -102,6 +120,7 @@ def build_report(
             last = rows[-1]
             series.latest = last.value
             series.status = statuses.get(last, "ok")
+            series.partial = result.partial(last)
             if len(rows) > 1:
                 series.previous = rows[-2].value
         if (
@@ -114,9 +133,9 @@ def build_report(
     for card in cards.values():
         _chart(card)
         card.status = max(
-            (s.status for s in card.series), key=SEVERITY_ORDER.__getitem__, default="ok"
+            (s.status for s in card.series), key=STATUS_ORDER.__getitem__, default="ok"
         )
-    return ReportData(
+    report = ReportData(
         project.name,
         project.currency,
         result.grain,
@@ -128,7 +147,11 @@ def build_report(
         alerts,
         result.rows,
         statuses,
+        result.as_of,
+        frozenset(r for r in result.rows if result.partial(r)),
     )
+    report.funnels = funnel_views(project, report)  # conversion KPIs (SPEC §13.5)
+    return report
 
 
 def _chart(card: KpiCard) -> None:

@@ -8,7 +8,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from kpiengine.execute.result import Result
+from kpiengine.execute.result import Result, ResultRow
 from kpiengine.loader.model import Kpi, Project
 
 
@@ -48,42 +48,141 @@ def table(
 
 
 def result_table(result: Result, project: Project) -> str:
+    """The table of ``kpi run``: a ``status`` column when the run's KPIs have rules, a
+    ``partial`` one when a period is in progress, and the alerts below the table."""
+    with_status, partial = has_rules(result, project), any(map(result.partial, result.rows))
     headers = ["period", *result.by, "kpi", "value"]
+    headers += ["status"] * with_status + ["partial"] * partial
     rows = []
     for row in result.rows:
         kpi = project.kpis.get(row.kpi)
         unit = kpi.unit if kpi else None
-        rows.append(
-            [
-                row.period.isoformat() if row.period else "all",
-                *("∅" if v is None else str(v) for _, v in row.dimensions),
-                row.kpi,
-                format_value(row.value, unit, project.currency),
-            ]
-        )
+        cells = [
+            row.period.isoformat() if row.period else "all",
+            *("∅" if v is None else str(v) for _, v in row.dimensions),
+            row.kpi,
+            format_value(row.value, unit, project.currency),
+        ]
+        cells += [row_status(result, project, row)] * with_status
+        cells += ["partial" if result.partial(row) else ""] * partial
+        rows.append(cells)
     if not rows:
         return "(no rows: no data in the range)"
-    return table(headers, rows, [False] * (len(headers) - 1) + [True])
+    right = [False] * (len(result.by) + 2) + [True] + [False] * (with_status + partial)
+    return table(headers, rows, right) + alert_lines(result)
 
 
-def result_csv(result: Result) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["period", *result.by, "kpi", "value"])
-    for row in result.rows:
-        writer.writerow(
+def alert_lines(result: Result) -> str:
+    """The alerts of a run under its table, one line each (nothing when none fired)."""
+    if not result.alerts:
+        return ""
+    lines = [f"\n\n{len(result.alerts)} alert(s):"]
+    for alert in result.alerts:
+        where = " ".join(
             [
-                row.period.isoformat() if row.period else "",
-                *("" if v is None else v for _, v in row.dimensions),
-                row.kpi,
-                "" if row.value is None else repr(row.value),
+                alert.period.isoformat() if alert.period else "all",
+                *(f"{k}={'∅' if v is None else v}" for k, v in alert.dimensions),
             ]
         )
+        lines.append(f"  {alert.severity}  {alert.kpi or alert.rule}  {where}: {alert.message}")
+    return "\n".join(lines)
+
+
+def has_rules(result: Result, project: Project) -> bool:
+    """Whether the run's KPIs have rules: then rows carry a status."""
+    names = {row.kpi for row in result.rows}
+    return any(project.kpis[n].rules for n in names if n in project.kpis)
+
+
+def row_status(result: Result, project: Project, row: ResultRow) -> str:
+    """The row's status, or "" for a KPI without rules (nothing was checked)."""
+    kpi = project.kpis.get(row.kpi)
+    if kpi is None or not kpi.rules:
+        return ""
+    return result.statuses.get(row, "ok")
+
+
+def _fired(result: Result) -> dict[tuple[Any, ...], list[str]]:
+    """(KPI, period, dimensions) → the rules that fired on that row."""
+    fired: dict[tuple[Any, ...], list[str]] = {}
+    for alert in result.alerts:
+        if alert.kpi is not None:
+            fired.setdefault((alert.kpi, alert.period, alert.dimensions), []).append(alert.rule)
+    return fired
+
+
+def result_csv(result: Result, project: Project | None = None) -> str:
+    """The CSV of ``kpi run``: always a ``partial`` column; ``status`` and ``alerts`` (the
+    rules that fired on the row, ``;``-separated) when the run's KPIs have rules."""
+    with_status = project is not None and has_rules(result, project)
+    fired = _fired(result)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    headers = ["period", *result.by, "kpi", "value"]
+    writer.writerow(headers + ["status", "alerts"] * with_status + ["partial"])
+    for row in result.rows:
+        cells = [
+            row.period.isoformat() if row.period else "",
+            *("" if v is None else v for _, v in row.dimensions),
+            row.kpi,
+            "" if row.value is None else repr(row.value),
+        ]
+        if with_status and project is not None:
+            rules = fired.get((row.kpi, row.period, row.dimensions), [])
+            cells += [row_status(result, project, row), ";".join(rules)]
+        cells.append("true" if result.partial(row) else "false")
+        writer.writerow(cells)
     return out.getvalue()
 
 
-def result_json(result: Result) -> str:
-    return json.dumps(result.to_json(), indent=2, default=str)
+def result_document(result: Result, project: Project | None = None) -> dict[str, Any]:
+    """The JSON document of ``kpi run``/``kpi check``: SPEC §6's, with ``as_of``, and on
+    every row ``partial`` (and ``status`` when the run's KPIs have rules)."""
+    document = result.to_json()
+    with_status = project is not None and has_rules(result, project)
+    rows = []
+    for row, data in zip(result.rows, document["rows"], strict=True):
+        if with_status and project is not None:
+            data["status"] = row_status(result, project, row) or None
+        data["partial"] = result.partial(row)
+        rows.append(data)
+    as_of = result.as_of.isoformat() if result.as_of else None
+    return {"grain": document["grain"], "from": document["from"], "to": document["to"],
+            "as_of": as_of, "rows": rows, "alerts": document["alerts"]}  # fmt: skip
+
+
+def result_json(
+    result: Result, project: Project | None = None, checked: dict[str, Any] | None = None
+) -> str:
+    document = result_document(result, project)
+    if checked is not None:
+        document["checked"] = {k: v for k, v in checked.items() if k != "text"}
+    return json.dumps(document, indent=2, default=str)
+
+
+def checked_period(result: Result, default: bool) -> dict[str, Any]:
+    """What ``kpi check`` checked: grain, range, as-of date, whether it is the default
+    range, in progress, or empty (every value null or 0: no data), and a sentence."""
+    start = result.start.isoformat() if result.start else None
+    end = result.end.isoformat() if result.end else None
+    as_of = result.as_of.isoformat() if result.as_of else None
+    partial = any(map(result.partial, result.rows))
+    span = f"{start} to {end} (end excluded)" if start and end else "all data"
+    what = f"{result.grain} {span}" if result.grain != "all" else span
+    last = default and result.grain != "all"
+    how = f"the last complete {result.grain} before {as_of}" if last else f"as of {as_of}"
+    text = f"checked {what}, {how}" + (", in progress" if partial else "")
+    return {
+        "grain": result.grain,
+        "from": start,
+        "to": end,
+        "as_of": as_of,
+        "default": default,
+        "partial": partial,
+        "empty": all(r.value in (None, 0) for r in result.rows),
+        "insufficient_data": sum(1 for s in result.statuses.values() if s == "insufficient_data"),
+        "text": text,
+    }
 
 
 def kpi_list(kpis: Sequence[Kpi], fmt: str) -> str:

@@ -30,11 +30,13 @@ SEMANTIC_FIELDS = (
     "time",
     "dimensions",
     "semi_additive",
+    "window",
+    "conversion",
     "fill_null",
 )
 METADATA_FIELDS = ("title", "description", "owner", "tags", "aliases", "unit", "target", "rules")
 #: Project settings that move every period boundary (conformed dimensions count too).
-CALENDAR_FIELDS = ("fiscal_year_start", "week_start")
+CALENDAR_FIELDS = ("fiscal_year_start", "week_start", "retail_calendar")
 
 
 @dataclass
@@ -70,9 +72,29 @@ def fingerprint(kpi: Kpi) -> dict[str, Any]:
         "source": kpi.source,
         "time": kpi.time,
         "dimensions": None if kpi.dimensions is None else sorted(kpi.dimensions),
-        "semi_additive": kpi.semi_additive,
+        "semi_additive": (kpi.semi_additive, kpi.snapshot_per),
+        "window": None
+        if kpi.window is None
+        else (
+            kpi.window.kind,
+            kpi.window.unit,
+            kpi.window.count,
+        ),
+        "conversion": _conversion(kpi),
         "fill_null": kpi.fill_null,
     }
+
+
+def _conversion(kpi: Kpi) -> tuple[Any, ...] | None:
+    """A conversion's meaning without positions: both sides, the window, the value."""
+    conversion = kpi.conversion
+    if conversion is None:
+        return None
+    sides = tuple(
+        (side.source, side.entity, _expression(side.filter), side.time)
+        for side in (conversion.base, conversion.event)
+    )
+    return (*sides, conversion.within_days, conversion.value)
 
 
 def metadata(kpi: Kpi) -> dict[str, Any]:

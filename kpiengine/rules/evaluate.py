@@ -9,6 +9,7 @@ any other KPI of the run by name.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import operator
@@ -30,46 +31,111 @@ from kpiengine.language.ast import (
     walk,
 )
 from kpiengine.loader.model import SEVERITY_ORDER, Kpi, Project, Rule
+from kpiengine.rules.pace import pace, period_bounds
 
-__all__ = ["SEVERITY_ORDER", "Alert", "evaluate", "rule_kpis"]
+__all__ = [
+    "INSUFFICIENT_DATA",
+    "SEVERITY_ORDER",
+    "STATUS_ORDER",
+    "Alert",
+    "evaluate",
+    "rule_inputs",
+    "rule_kpis",
+]
+
+#: The status of a row where a rule's ``require:`` guard was not true and no rule fired.
+INSUFFICIENT_DATA = "insufficient_data"
+#: Row statuses, least to most severe: a guarded rule that could not be evaluated ranks
+#: above ``ok`` (the row was not fully checked) and below every rule that fired.
+STATUS_ORDER = {"ok": 0, INSUFFICIENT_DATA: 1, **{k: v + 1 for k, v in SEVERITY_ORDER.items() if v}}
+#: How ``pace(kpi)`` asks a lookup for a KPI's pace: no name contains a colon.
+_PACE = "pace:"
 
 
-def evaluate(project: Project, result: Result) -> tuple[list[Alert], dict[ResultRow, str]]:
+def evaluate(
+    project: Project, result: Result, as_of: dt.date | None = None
+) -> tuple[list[Alert], dict[ResultRow, str]]:
     """Alerts of every rule that fires, and the status of every row.
 
-    KPI rules give each row a status (the most severe rule that fired, else ``ok``).
-    Standalone rules (``rule:`` files) are evaluated for every period and dimension
-    combination where all the KPIs they name have a row.
+    KPI rules give each row a status: the most severe rule that fired, else
+    ``insufficient_data`` when a rule's ``require`` was not true (the rule was not
+    evaluated), else ``ok``. Standalone rules (``rule:`` files) are evaluated for every
+    period and dimension combination where all the KPIs they name have a row. ``pace``
+    projects in-progress periods at ``as_of`` (default: the result's, else today).
     """
+    as_of = as_of or getattr(result, "as_of", None) or dt.date.today()
     cells = {(r.kpi, r.period, r.dimensions): r.value for r in result.rows}
     periods = sorted({r.period for r in result.rows if r.period is not None})
     before = dict(zip(periods[1:], periods[:-1], strict=False))
     alerts: list[Alert] = []
     status: dict[ResultRow, str] = {}
-    alerts.extend(_standalone(project, result, cells))
+    alerts.extend(_standalone(project, result, cells, as_of))
     for row in result.rows:
         kpi = project.kpis.get(row.kpi)
         if kpi is None:
             continue
         status[row] = "ok"
+        if not kpi.rules:
+            continue
+        bounds = period_bounds(
+            row.period, result.grain, result.start, result.end, retail=result.retail_calendar
+        )
+        previous = before.get(row.period) if row.period else None
+        variables = _variables(kpi, row, cells, previous, bounds, as_of)
         for rule in kpi.rules:
-            variables = _variables(kpi, row, cells, before.get(row.period) if row.period else None)
+            if rule.require is not None and not _truthy(_eval(rule.require.tree, variables)):
+                if STATUS_ORDER[INSUFFICIENT_DATA] > STATUS_ORDER[status[row]]:
+                    status[row] = INSUFFICIENT_DATA
+                continue
             if _truthy(_eval(rule.when.tree, variables)):
                 alerts.append(_alert(project, kpi, rule, row, variables))
-                if SEVERITY_ORDER[rule.severity] > SEVERITY_ORDER[status[row]]:
+                if STATUS_ORDER[rule.severity] > STATUS_ORDER[status[row]]:
                     status[row] = rule.severity
     return alerts, status
 
 
 def rule_kpis(rule: Rule) -> list[str]:
-    """The KPI names a standalone rule's condition mentions."""
-    if rule.when.tree is None:
-        return []
-    return list(dict.fromkeys(n.dotted for n in walk(rule.when.tree) if isinstance(n, Name)))
+    """The KPI names a rule's condition and guard mention (``pace(k)`` included)."""
+    found: list[str] = []
+    for expression in (rule.when, rule.require):
+        if expression is not None and expression.tree is not None:
+            found.extend(n.dotted for n in walk(expression.tree) if isinstance(n, Name))
+    return list(dict.fromkeys(found))
+
+
+def rule_inputs(project: Project, names: list[str]) -> list[str]:
+    """KPIs that the rules of ``names`` read and that are not among ``names``: a run
+    computes them too (and shows only ``names``), so a guard such as ``require:
+    deals_closed >= 20`` has its value whichever KPIs were asked for."""
+    wanted = set(names)
+    found: list[str] = []
+    for name in names:
+        kpi = project.kpis.get(name)
+        for rule in kpi.rules if kpi is not None else ():
+            found.extend(n for n in rule_kpis(rule) if n in project.kpis and n not in wanted)
+    return list(dict.fromkeys(found))
+
+
+def shown_only(project: Project, result: Result, names: list[str]) -> Result:
+    """``result`` without the rows, statuses and alerts of KPIs not in ``names`` (those a
+    run computed only for its rules, :func:`rule_inputs`): a standalone rule's alerts
+    stay when every KPI it names was asked for, as they would without the extra KPIs."""
+    keep = set(names)
+    if all(r.kpi in keep for r in result.rows):
+        return result
+    standalone = {r.name for r in project.rules if set(rule_kpis(r)) <= keep}
+    return dataclasses.replace(
+        result,
+        rows=[r for r in result.rows if r.kpi in keep],
+        statuses={r: s for r, s in result.statuses.items() if r.kpi in keep},
+        alerts=[
+            a for a in result.alerts if a.kpi in keep or (a.kpi is None and a.rule in standalone)
+        ],
+    )
 
 
 def _standalone(
-    project: Project, result: Result, cells: Mapping[tuple[Any, ...], Any]
+    project: Project, result: Result, cells: Mapping[tuple[Any, ...], Any], as_of: dt.date
 ) -> list[Alert]:
     alerts = []
     keys = sorted(
@@ -80,10 +146,19 @@ def _standalone(
         for period, dimensions in keys:
             if not names or not all((n, period, dimensions) in cells for n in names):
                 continue
+            bounds = period_bounds(
+                period, result.grain, result.start, result.end, retail=result.retail_calendar
+            )
 
-            def lookup(name: str, period: Any = period, dimensions: Any = dimensions) -> Any:
+            def lookup(
+                name: str, period: Any = period, dimensions: Any = dimensions, bounds: Any = bounds
+            ) -> Any:
+                if name.startswith(_PACE):
+                    return pace(cells.get((name[len(_PACE) :], period, dimensions)), bounds, as_of)
                 return cells.get((name, period, dimensions))
 
+            if rule.require is not None and not _truthy(_eval(rule.require.tree, lookup)):
+                continue
             if not _truthy(_eval(rule.when.tree, lookup)):
                 continue
             values = {n: lookup(n) for n in names}
@@ -102,11 +177,21 @@ def _standalone(
 
 
 def _variables(
-    kpi: Kpi, row: ResultRow, cells: Mapping[tuple[Any, ...], Any], previous_period: dt.date | None
+    kpi: Kpi,
+    row: ResultRow,
+    cells: Mapping[tuple[Any, ...], Any],
+    previous_period: dt.date | None,
+    bounds: tuple[dt.date, dt.date] | None,
+    as_of: dt.date,
 ) -> Callable[[str], Any]:
     def lookup(name: str) -> Any:
+        if name.startswith(_PACE):
+            inner = name[len(_PACE) :]
+            return pace(lookup(inner), bounds, as_of)
         if name == "value":
             return row.value
+        if name == "pace":
+            return pace(row.value, bounds, as_of)
         if name == "target":
             return kpi.target.value if kpi.target else None
         if name == "previous":
@@ -271,6 +356,9 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {
 
 
 def _call(node: Call, variables: Callable[[str], Any]) -> Any:
+    if node.name == "pace":  # pace(kpi): that KPI projected to the whole period
+        target = node.args[0] if len(node.args) == 1 else None
+        return variables(_PACE + target.dotted) if isinstance(target, Name) else None
     args = [_eval(a, variables) for a in node.args]
     if node.name == "if":
         # the checker insists on three arguments; missing ones read as null

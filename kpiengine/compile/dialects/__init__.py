@@ -348,6 +348,27 @@ class DialectRules:
             exp.alias_(exp.Cast(this=exp.column("p"), to=_date_type()), "period")
         ).from_(values)
 
+    def date_rows(self, names: Sequence[str], rows: Sequence[Sequence[dt.date]]) -> exp.Select:
+        """A query with one row per item of ``rows`` and date columns ``names``: the
+        bounds of each period's window (SPEC §13.1), like :meth:`spine` with more
+        columns."""
+        values = exp.Values(
+            expressions=[
+                exp.Tuple(expressions=[exp.Literal.string(d.isoformat()) for d in row])
+                for row in rows
+            ],
+            alias=exp.TableAlias(
+                this=exp.to_identifier("date_values"),
+                columns=[exp.to_identifier(f"c{i}") for i in range(len(names))],
+            ),
+        )
+        return exp.select(
+            *(
+                exp.alias_(exp.Cast(this=exp.column(f"c{i}"), to=_date_type()), name)
+                for i, name in enumerate(names)
+            )
+        ).from_(values)
+
 
 #: built-in dialect → module of its rules (a subclass of DialectRules named ``Rules``),
 #: imported only when that dialect is compiled for.

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from kpiengine.compile.dialects import DialectRules, as_double, null_if_any_null
+from kpiengine.compile.dialects import DialectRules, as_double, int_literal, null_if_any_null
 from kpiengine.compile.dialects.capabilities import rewritten
+from kpiengine.compile.dialects.rounding import exact_round
 
 _DOCS = "https://www.postgresql.org/docs/current"
 
@@ -25,13 +26,20 @@ def _numeric(value: exp.Expression) -> exp.Expression:
     return exp.Cast(this=value, to=exp.DataType.build(exp.DataType.Type.DECIMAL))
 
 
+def _trunc(value: exp.Expression) -> exp.Expression:
+    """TRUNC(double precision): the whole part, a double."""
+    return exp.Anonymous(this="TRUNC", expressions=[value])
+
+
 class Rules(DialectRules):
     """PostgreSQL: ROUND and % on numeric, null-propagating GREATEST/LEAST."""
 
     # PostgreSQL runs the equivalence suite here (tests/test_postgres.py)
     CAPABILITIES = {
         "round_ties": rewritten(
-            "no round(double precision, int): rounded as numeric, given back as a double",
+            "no round(double precision, int), and a double cast to numeric keeps 15 digits "
+            "(round(2.675, 2) would be 2.68): a double is rounded by its binary value in "
+            "double arithmetic (kpiengine/compile/dialects/rounding.py), a numeric by ROUND",
             f"{_DOCS}/functions-math.html",
         ),
         "modulo": rewritten(
@@ -48,9 +56,23 @@ class Rules(DialectRules):
         # PostgreSQL has round(numeric, int) but no round(double precision, int): ROUND of
         # an average or a ratio fails ("function round(double precision, integer) does
         # not exist"). Round the value as numeric and give back a double, as DuckDB does.
+        # A double cast to numeric keeps only 15 significant digits (2.675 becomes
+        # exactly 2.675, which rounds to 2.68), where DuckDB rounds the binary value
+        # (2.67499999…: 2.67): doubles get DuckDB's rounding in double arithmetic, other
+        # numbers (numeric, integers) PostgreSQL's exact ROUND of numeric, as DuckDB's of
+        # DECIMAL. pg_typeof is the type of the argument expression, the same on every row.
         decimals = node.args.get("decimals")
-        rounded = exp.Round(this=_numeric(node.this), decimals=decimals)
-        return as_double(rounded)
+        rounded = as_double(exp.Round(this=_numeric(node.this.copy()), decimals=decimals))
+        digits = 0 if decimals is None else int_literal(decimals)
+        if digits is None:
+            return rounded  # not from kpiengine: its digits are a checked literal
+        kind = exp.Cast(
+            this=exp.Anonymous(this="PG_TYPEOF", expressions=[node.this.copy()]),
+            to=exp.DataType.build(exp.DataType.Type.TEXT),
+        )
+        is_double = exp.EQ(this=kind, expression=exp.Literal.string("double precision"))
+        exact = exact_round(node.this, digits, _trunc)
+        return exp.Case(ifs=[exp.If(this=is_double, true=exact)], default=rounded)
 
     @staticmethod
     def _mod(node: exp.Mod) -> exp.Expression:

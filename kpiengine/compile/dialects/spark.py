@@ -23,9 +23,9 @@ from kpiengine.compile.dialects import (
     as_double,
     int_literal,
     null_if_any_null,
-    parenthesized,
 )
 from kpiengine.compile.dialects.capabilities import rewritten
+from kpiengine.compile.dialects.rounding import exact_round
 
 _DOCS = "https://spark.apache.org/docs/latest"
 
@@ -42,7 +42,8 @@ class Rules(DialectRules):
         ),
         "round_ties": rewritten(
             "ROUND of a DOUBLE rounds its decimal text half up (round(1.005, 2) is 1.01): "
-            "doubles are rounded as round(x * 10^n) / 10^n, like DuckDB",
+            "a double is rounded by its binary value in double arithmetic, as DuckDB does "
+            "(kpiengine/compile/dialects/rounding.py); decimals and integers by ROUND",
             f"{_DOCS}/api/sql/index.html#round",
         ),
         "greatest_nulls": rewritten(
@@ -71,40 +72,20 @@ class Rules(DialectRules):
     @staticmethod
     def _round(node: exp.Round) -> exp.Expression:
         # Spark rounds a DOUBLE half-up on its shortest decimal text: round(1.005, 2) is
-        # 1.01 and round(0.285, 2) 0.29. DuckDB rounds the binary value scaled by 10^n
-        # (round(x * 100) / 100): 1.0 and 0.28. Doubles are rounded DuckDB's way (a half
-        # of the scaled double is exact, so HALF_UP on it is std::round); decimals and
-        # integers keep Spark's exact ROUND, as DuckDB's. typeof() is folded by Spark
-        # when it plans the statement.
+        # 1.01 and round(2.675, 2) 2.68. DuckDB rounds the binary value (1.00499999…:
+        # 1.0; 2.67499999…: 2.67), rebuilt here in double arithmetic (rounding.py).
+        # Decimals and integers keep Spark's exact HALF_UP ROUND, as DuckDB's. typeof() is
+        # folded by Spark when it plans the statement.
         decimals = node.args.get("decimals")
-        digits = int_literal(decimals)
-        if decimals is None or digits is None:
+        digits = 0 if decimals is None else int_literal(decimals)
+        if digits is None:
             return node  # a computed number of digits: Spark's ROUND as it is
-        if digits == 0:
-            return node  # HALF_UP of the double itself: std::round
-        value = node.this
-        scale = exp.Literal.number(f"1E{abs(digits)}")  # a DOUBLE literal in Spark
-        zero = exp.Literal.number(0)
-        if digits > 0:
-            scaled = exp.Div(
-                this=exp.Round(
-                    this=exp.Mul(this=parenthesized(value.copy()), expression=scale), decimals=zero
-                ),
-                expression=scale.copy(),
-            )
-        else:
-            scaled = exp.Mul(
-                this=exp.Round(
-                    this=exp.Div(this=parenthesized(value.copy()), expression=scale), decimals=zero
-                ),
-                expression=scale.copy(),
-            )
-        kind = exp.Anonymous(this="TYPEOF", expressions=[value.copy()])
+        kind = exp.Anonymous(this="TYPEOF", expressions=[node.this.copy()])
         is_double = exp.In(
             this=kind, expressions=[exp.Literal.string("double"), exp.Literal.string("float")]
         )
-        plain = exp.Round(this=value.copy(), decimals=decimals.copy())
-        return exp.Case(ifs=[exp.If(this=is_double, true=scaled)], default=plain)
+        exact = exact_round(node.this, digits, _whole)
+        return exp.Case(ifs=[exp.If(this=is_double, true=exact)], default=node.copy())
 
     # Spark's GREATEST/LEAST skip nulls (greatest(null, 60) is 60); kpiengine's are null
     REWRITES = {
@@ -113,3 +94,10 @@ class Rules(DialectRules):
         exp.Greatest: null_if_any_null,
         exp.Least: null_if_any_null,
     }
+
+
+def _whole(value: exp.Expression) -> exp.Expression:
+    """The whole part of a non-negative double below 2^52, as a double (Spark's TRUNC is
+    for dates)."""
+    whole = exp.Cast(this=value, to=exp.DataType.build(exp.DataType.Type.BIGINT))
+    return as_double(whole)

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 
 from sqlglot import exp
 
-from kpiengine.compile.dialects import DialectRules
+from kpiengine.compile.dialects import DialectRules, as_double, int_literal
 from kpiengine.compile.dialects.capabilities import native, rewritten
+from kpiengine.compile.dialects.rounding import exact_round
 
 
 class Rules(DialectRules):
@@ -37,7 +38,26 @@ class Rules(DialectRules):
             "multi-argument MAX/MIN return NULL if any argument is NULL",
             "https://www.sqlite.org/lang_corefunc.html#max_scalar",
         ),
+        "round_ties": rewritten(
+            "ROUND rounds the decimal text (round(2.675, 2) is 2.68), adds 0.5 for 0 digits "
+            "and ignores negative digits: built from + - * / and CAST AS INTEGER instead, "
+            "DuckDB's rounding of the binary value (kpiengine/compile/dialects/rounding.py)",
+            "https://www.sqlite.org/lang_corefunc.html#round",
+        ),
     }
+
+    @staticmethod
+    def _round(node: exp.Round) -> exp.Expression:
+        # SQLite's ROUND(x, n) prints x with n decimals and reads it back, round(x) adds
+        # 0.5 (0.49999999999999994 becomes 1), and negative digits count as 0. Its numbers
+        # are doubles or integers (no DECIMAL): DuckDB's rounding of a double fits both.
+        decimals = node.args.get("decimals")
+        digits = 0 if decimals is None else int_literal(decimals)
+        if digits is None:
+            return node  # not from kpiengine: its digits are a checked literal
+        return exact_round(node.this, digits, _whole)
+
+    REWRITES = {exp.Round: _round}
 
     def date_literal(self, value: dt.date) -> exp.Expression:
         return exp.Literal.string(value.isoformat())
@@ -102,3 +122,18 @@ class Rules(DialectRules):
         return exp.select(exp.alias_(exp.column("column1"), "period")).from_(
             exp.Subquery(this=exp.Values(expressions=rows))
         )
+
+    def date_rows(self, names: Sequence[str], rows: Sequence[Sequence[dt.date]]) -> exp.Select:
+        # SQLite names VALUES columns column1, column2...: no alias list (dates are text)
+        values = [
+            exp.Tuple(expressions=[exp.Literal.string(d.isoformat()) for d in row]) for row in rows
+        ]
+        return exp.select(
+            *(exp.alias_(exp.column(f"column{i + 1}"), name) for i, name in enumerate(names))
+        ).from_(exp.Subquery(this=exp.Values(expressions=values)))
+
+
+def _whole(value: exp.Expression) -> exp.Expression:
+    """The whole part of a non-negative double below 2^52, as a double (SQLite's FLOOR
+    and TRUNC exist only when it is built with its math functions)."""
+    return as_double(exp.Cast(this=value, to=exp.DataType.build(exp.DataType.Type.BIGINT)))

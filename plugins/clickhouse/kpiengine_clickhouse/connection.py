@@ -17,7 +17,12 @@ The session is configured for kpiengine's semantics when it opens, then locked w
 - ``aggregate_functions_null_for_empty=1``: SUM/AVG/MIN... of no rows is NULL;
 - ``cast_keep_nullable=1``: CAST of a nullable value stays nullable (NULL, not an error);
 - ``session_timezone=UTC``: timestamps are read as they are written, whatever the host's
-  time zone.
+  time zone;
+- ``max_query_size``, ``max_ast_elements``, ``max_expanded_ast_elements`` and
+  ``query_plan_max_optimizations_to_apply`` raised: kpiengine sends one statement per
+  request, and the whole catalog at day or week grain (a spine of 365 days, every KPI)
+  exceeds ClickHouse's defaults (256 KiB of text, 50 000 AST nodes, 10 000 plan
+  optimizations) with a syntax or TOO_BIG_AST error.
 
 Each ``execute`` takes exactly one query, checked by :mod:`.guard` and sent as sqlglot
 renders the checked tree.
@@ -43,6 +48,10 @@ SETTINGS = {
     "aggregate_functions_null_for_empty": "1",
     "cast_keep_nullable": "1",
     "session_timezone": "UTC",
+    "max_query_size": "67108864",
+    "max_ast_elements": "10000000",
+    "max_expanded_ast_elements": "10000000",
+    "query_plan_max_optimizations_to_apply": "1000000",
 }
 _TABLE_FILE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\.parquet$")
 

@@ -4,15 +4,26 @@ WITH s0 AS (
     t.region AS d0,
     COUNT(*) AS s0_m0,
     SUM(CASE WHEN t.stage = 'won' THEN t.amount END) AS s0_m1,
-    COUNT(*) AS s0_m2,
-    COUNT(CASE WHEN t.stage = 'won' THEN 1 END) AS s0_m3
+    COUNT(CASE WHEN t.stage = 'won' THEN 1 END) AS s0_m2
   FROM opportunities AS t
   WHERE
     t.closed_at < CAST('2024-06-01 00:00:00' AS TIMESTAMP)
   GROUP BY
     CAST(DATE_TRUNC('MONTH', t.closed_at) AS DATE),
     t.region
-), s1_edge AS (
+), s1 AS (
+  SELECT
+    CAST(DATE_TRUNC('MONTH', t.closed_at) AS DATE) AS period,
+    t.region AS d0,
+    COUNT(*) AS s1_m0
+  FROM opportunities AS t
+  WHERE
+    t.closed_at >= CAST('2024-01-01 00:00:00' AS TIMESTAMP)
+    AND t.closed_at < CAST('2024-06-01 00:00:00' AS TIMESTAMP)
+  GROUP BY
+    CAST(DATE_TRUNC('MONTH', t.closed_at) AS DATE),
+    t.region
+), s2_edge AS (
   SELECT
     CAST(DATE_TRUNC('MONTH', t.closed_at) AS DATE) AS period,
     MAX(t.closed_at) AS edge
@@ -22,15 +33,15 @@ WITH s0 AS (
     AND t.closed_at < CAST('2024-06-01 00:00:00' AS TIMESTAMP)
   GROUP BY
     CAST(DATE_TRUNC('MONTH', t.closed_at) AS DATE)
-), s1 AS (
+), s2 AS (
   SELECT
     CAST(DATE_TRUNC('MONTH', t.closed_at) AS DATE) AS period,
     t.region AS d0,
-    COUNT(*) AS s1_m0,
-    SUM(CASE WHEN t.closed_at = s1_edge.edge THEN t.amount END) AS s1_m1
+    COUNT(*) AS s2_m0,
+    SUM(CASE WHEN t.closed_at = s2_edge.edge THEN t.amount END) AS s2_m1
   FROM opportunities AS t
-  LEFT JOIN s1_edge
-    ON CAST(DATE_TRUNC('MONTH', t.closed_at) AS DATE) = s1_edge.period
+  LEFT JOIN s2_edge
+    ON CAST(DATE_TRUNC('MONTH', t.closed_at) AS DATE) = s2_edge.period
   WHERE
     t.closed_at >= CAST('2024-03-01 00:00:00' AS TIMESTAMP)
     AND t.closed_at < CAST('2024-06-01 00:00:00' AS TIMESTAMP)
@@ -42,7 +53,8 @@ WITH s0 AS (
     spine.period,
     combos.d0,
     combos.f0,
-    combos.f1
+    combos.f1,
+    combos.f2
   FROM (
     SELECT
       period
@@ -53,6 +65,12 @@ WITH s0 AS (
     SELECT
       period
     FROM s1
+    WHERE
+      period < CAST('2024-03-01' AS DATE)
+    UNION
+    SELECT
+      period
+    FROM s2
     WHERE
       period < CAST('2024-03-01' AS DATE)
     UNION
@@ -73,12 +91,14 @@ WITH s0 AS (
     SELECT
       d0,
       MAX(f0) AS f0,
-      MAX(f1) AS f1
+      MAX(f1) AS f1,
+      MAX(f2) AS f2
     FROM (
       SELECT
         d0,
         CASE WHEN s0_m0 > 0 THEN 1 ELSE 0 END AS f0,
-        0 AS f1
+        0 AS f1,
+        0 AS f2
       FROM s0
       WHERE
         period >= CAST('2024-03-01' AS DATE)
@@ -86,10 +106,18 @@ WITH s0 AS (
       SELECT
         d0,
         0 AS f0,
-        CASE WHEN s1_m0 > 0 THEN 1 ELSE 0 END AS f1
+        CASE WHEN s1_m0 > 0 THEN 1 ELSE 0 END AS f1,
+        0 AS f2
       FROM s1
       WHERE
         period >= CAST('2024-03-01' AS DATE)
+      UNION ALL
+      SELECT
+        d0,
+        0 AS f0,
+        0 AS f1,
+        CASE WHEN s2_m0 > 0 THEN 1 ELSE 0 END AS f2
+      FROM s2
     ) AS seen
     GROUP BY
       d0
@@ -100,16 +128,19 @@ WITH s0 AS (
     grid.d0,
     grid.f0,
     grid.f1,
+    grid.f2,
     ROW_NUMBER() OVER (PARTITION BY grid.d0 ORDER BY grid.period) AS n,
     s0.s0_m1 AS k0,
-    COALESCE(s0.s0_m2, 0) AS k2,
-    COALESCE(s0.s0_m3, 0) AS k4,
-    s1.s1_m1 AS k7
+    COALESCE(s1.s1_m0, 0) AS k2,
+    COALESCE(s0.s0_m2, 0) AS k4,
+    s2.s2_m1 AS k7
   FROM grid
   LEFT JOIN s0
     ON s0.period = grid.period AND s0.d0 IS NOT DISTINCT FROM grid.d0
   LEFT JOIN s1
     ON s1.period = grid.period AND s1.d0 IS NOT DISTINCT FROM grid.d0
+  LEFT JOIN s2
+    ON s2.period = grid.period AND s2.d0 IS NOT DISTINCT FROM grid.d0
 ), l1 AS (
   SELECT
     *,
@@ -135,6 +166,7 @@ SELECT
   l1.d0,
   l1.f0,
   l1.f1,
+  l1.f2,
   l1.k1,
   l1.k3,
   l1.k5,

@@ -9,10 +9,9 @@ WITH s0 AS (
         ) % 3
       ) || ' months'
     ) AS period,
-    COUNT(*) AS s0_m0,
-    SUM(CASE WHEN t.stage = 'won' THEN t.amount END) AS s0_m1,
-    COUNT(CASE WHEN t.stage = 'won' THEN 1 END) AS s0_m2,
-    COUNT(*) AS s0_m3
+    SUM(CASE WHEN t.stage = 'won' THEN t.amount END) AS s0_m0,
+    COUNT(CASE WHEN t.stage = 'won' THEN 1 END) AS s0_m1,
+    COUNT(*) AS s0_m2
   FROM opportunities AS t
   WHERE
     t.closed_at >= '2024-01-01' AND t.closed_at < '2025-01-01'
@@ -37,8 +36,7 @@ WITH s0 AS (
         ) % 3
       ) || ' months'
     ) AS period,
-    COUNT(*) AS s1_m0,
-    SUM(t.amount) AS s1_m1
+    SUM(t.amount) AS s1_m0
   FROM spend AS t
   WHERE
     t.month >= '2024-01-01' AND t.month < '2025-01-01'
@@ -69,10 +67,10 @@ WITH s0 AS (
 ), l0 AS (
   SELECT
     grid.period,
-    s0.s0_m1 AS k0,
-    COALESCE(s0.s0_m2, 0) AS k1,
-    s1.s1_m1 AS k3,
-    COALESCE(s0.s0_m3, 0) AS k4
+    s0.s0_m0 AS k0,
+    COALESCE(s0.s0_m1, 0) AS k1,
+    s1.s1_m0 AS k3,
+    COALESCE(s0.s0_m2, 0) AS k4
   FROM grid
   LEFT JOIN s0
     ON s0.period = grid.period
@@ -90,7 +88,5 @@ SELECT
   l1.k2,
   l1.k5
 FROM l1
-WHERE
-  l1.period >= '2024-01-01'
 ORDER BY
   l1.period NULLS LAST

@@ -35,8 +35,6 @@ WITH s0 AS (
         d0,
         CASE WHEN s0_m0 > 0 THEN 1 ELSE 0 END AS f0
       FROM s0
-      WHERE
-        period >= '2024-01-01'
     ) AS seen
     GROUP BY
       d0
@@ -57,8 +55,6 @@ SELECT
   l0.f0,
   l0.k0
 FROM l0
-WHERE
-  l0.period >= '2024-01-01'
 ORDER BY
   l0.period NULLS LAST,
   l0.d0 NULLS LAST

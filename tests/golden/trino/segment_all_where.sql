@@ -2,8 +2,7 @@ WITH s0 AS (
   SELECT
     j_accounts.segment AS d0,
     COUNT(*) AS s0_m0,
-    COUNT(*) AS s0_m1,
-    SUM(CASE WHEN t.stage = 'won' THEN t.amount END) AS s0_m2
+    SUM(CASE WHEN t.stage = 'won' THEN t.amount END) AS s0_m1
   FROM opportunities AS t
   LEFT JOIN accounts AS j_accounts
     ON t.account_id = j_accounts.account_id
@@ -31,8 +30,8 @@ WITH s0 AS (
   SELECT
     grid.d0,
     grid.f0,
-    COALESCE(s0.s0_m1, 0) AS k0,
-    s0.s0_m2 AS k1
+    COALESCE(s0.s0_m0, 0) AS k0,
+    s0.s0_m1 AS k1
   FROM grid
   LEFT JOIN s0
     ON s0.d0 IS NOT DISTINCT FROM grid.d0

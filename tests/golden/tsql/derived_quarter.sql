@@ -1,10 +1,9 @@
 WITH s0 AS (
   SELECT
     CAST(DATETRUNC(QUARTER, t.closed_at) AS DATE) AS period,
-    COUNT(*) AS s0_m0,
-    SUM(CASE WHEN t.stage = 'won' THEN t.amount END) AS s0_m1,
-    COUNT(CASE WHEN t.stage = 'won' THEN 1 END) AS s0_m2,
-    COUNT(*) AS s0_m3
+    SUM(CASE WHEN t.stage = 'won' THEN t.amount END) AS s0_m0,
+    COUNT(CASE WHEN t.stage = 'won' THEN 1 END) AS s0_m1,
+    COUNT(*) AS s0_m2
   FROM opportunities AS t
   WHERE
     t.closed_at >= CAST('2024-01-01 00:00:00' AS DATETIME2)
@@ -14,8 +13,7 @@ WITH s0 AS (
 ), s1 AS (
   SELECT
     CAST(DATETRUNC(QUARTER, t.month) AS DATE) AS period,
-    COUNT(*) AS s1_m0,
-    SUM(t.amount) AS s1_m1
+    SUM(t.amount) AS s1_m0
   FROM spend AS t
   WHERE
     t.month >= CAST('2024-01-01' AS DATE) AND t.month < CAST('2025-01-01' AS DATE)
@@ -36,10 +34,10 @@ WITH s0 AS (
 ), l0 AS (
   SELECT
     grid.period AS period,
-    s0.s0_m1 AS k0,
-    COALESCE(s0.s0_m2, 0) AS k1,
-    s1.s1_m1 AS k3,
-    COALESCE(s0.s0_m3, 0) AS k4
+    s0.s0_m0 AS k0,
+    COALESCE(s0.s0_m1, 0) AS k1,
+    s1.s1_m0 AS k3,
+    COALESCE(s0.s0_m2, 0) AS k4
   FROM grid
   LEFT JOIN s0
     ON s0.period = grid.period
@@ -57,7 +55,5 @@ SELECT
   l1.k2,
   l1.k5
 FROM l1
-WHERE
-  l1.period >= CAST('2024-01-01' AS DATE)
 ORDER BY
   CASE WHEN l1.period IS NULL THEN 1 ELSE 0 END, l1.period

@@ -34,8 +34,6 @@ WITH s0 AS (
         d0 AS d0,
         CASE WHEN s0_m0 > 0 THEN 1 ELSE 0 END AS f0
       FROM s0
-      WHERE
-        period >= CAST('2024-01-01' AS DATE)
     ) AS seen
     GROUP BY
       d0
@@ -56,8 +54,6 @@ SELECT
   l0.f0,
   l0.k0
 FROM l0
-WHERE
-  l0.period >= CAST('2024-01-01' AS DATE)
 ORDER BY
   CASE WHEN l0.period IS NULL THEN 1 ELSE 0 END, l0.period,
   CASE WHEN l0.d0 IS NULL THEN 1 ELSE 0 END, l0.d0

@@ -1,0 +1,117 @@
+WITH s0 AS (
+  SELECT
+    CAST(DATE_ADD(
+      '0000-01-01 00:00:00',
+      INTERVAL (TIMESTAMPDIFF(MONTH, '0000-01-01 00:00:00', t.created_at)) MONTH
+    ) AS DATE) AS period,
+    t.region AS d0,
+    COUNT(*) AS s0_m0,
+    COUNT(CASE WHEN t.kpi__converted = 1 THEN 1 END) AS s0_m1
+  FROM (
+    SELECT
+      kpi__marked.region,
+      kpi__marked.created_at,
+      CASE WHEN NOT kpi__next IS NULL AND kpi__next <= kpi__deadline THEN 1 ELSE 0 END AS kpi__converted
+    FROM (
+      SELECT
+        *,
+        MIN(CASE WHEN kpi__kind = 1 THEN kpi__at END) OVER (
+          PARTITION BY kpi__entity
+          ORDER BY kpi__at, kpi__kind
+          ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING
+        ) AS kpi__next
+      FROM (
+        SELECT
+          t.region,
+          t.created_at,
+          t.account_id AS kpi__entity,
+          t.created_at AS kpi__at,
+          DATE_ADD(t.created_at, INTERVAL 90 DAY) AS kpi__deadline,
+          0 AS kpi__kind
+        FROM opportunities AS t
+        WHERE
+          NOT t.created_at IS NULL
+          AND t.created_at >= CAST('2024-01-01 00:00:00' AS DATETIME)
+          AND t.created_at < CAST('2024-04-01 00:00:00' AS DATETIME)
+        UNION ALL
+        SELECT
+          NULL AS region,
+          NULL AS created_at,
+          t.account_id AS kpi__entity,
+          t.closed_at AS kpi__at,
+          NULL AS kpi__deadline,
+          1 AS kpi__kind
+        FROM opportunities AS t
+        WHERE
+          NOT t.account_id IS NULL
+          AND NOT t.closed_at IS NULL
+          AND t.closed_at >= CAST('2024-01-01 00:00:00' AS DATETIME)
+          AND t.closed_at < CAST('2024-06-30 00:00:00' AS DATETIME)
+          AND (
+            t.stage = 'won'
+          )
+      ) AS kpi__events
+    ) AS kpi__marked
+    WHERE
+      kpi__kind = 0
+  ) AS t
+  WHERE
+    t.created_at >= CAST('2024-01-01 00:00:00' AS DATETIME)
+    AND t.created_at < CAST('2024-04-01 00:00:00' AS DATETIME)
+  GROUP BY
+    CAST(DATE_ADD(
+      '0000-01-01 00:00:00',
+      INTERVAL (TIMESTAMPDIFF(MONTH, '0000-01-01 00:00:00', t.created_at)) MONTH
+    ) AS DATE),
+    t.region
+), grid AS (
+  SELECT
+    spine.period,
+    combos.d0,
+    combos.f0
+  FROM (
+    SELECT
+      CAST(p AS DATE) AS period
+    FROM (
+      SELECT
+        '2024-01-01' AS p
+      UNION ALL
+      SELECT
+        '2024-02-01'
+      UNION ALL
+      SELECT
+        '2024-03-01'
+    ) AS spine_values
+  ) AS spine
+  CROSS JOIN (
+    SELECT
+      d0,
+      MAX(f0) AS f0
+    FROM (
+      SELECT
+        d0,
+        CASE WHEN s0_m0 > 0 THEN 1 ELSE 0 END AS f0
+      FROM s0
+    ) AS seen
+    GROUP BY
+      d0
+  ) AS combos
+), l0 AS (
+  SELECT
+    grid.period,
+    grid.d0,
+    grid.f0,
+    CAST(COALESCE(s0.s0_m1, 0) AS DOUBLE) / NULLIF(COALESCE(s0.s0_m0, 0), 0) AS k0
+  FROM grid
+  LEFT JOIN s0
+    ON s0.period = grid.period AND s0.d0 <=> grid.d0
+)
+SELECT
+  l0.period,
+  l0.d0,
+  l0.f0,
+  l0.k0
+FROM l0
+ORDER BY
+  CASE WHEN l0.period IS NULL THEN 1 ELSE 0 END, l0.period,
+  CASE WHEN l0.d0 IS NULL THEN 1 ELSE 0 END, l0.d0
