@@ -182,6 +182,21 @@ def duckdb_version() -> str:
     return str(duckdb.__version__)
 
 
+def print_interleaved(connection: Any, label: str, ours: str, theirs: str, runs: int) -> None:
+    """Median times of the two statements, run alternately (so that load changes hit
+    both alike), and their ratio, as one table row."""
+    mine, hand = [], []
+    for _ in range(runs):
+        began = time.perf_counter()
+        connection.execute(ours)
+        mine.append(time.perf_counter() - began)
+        began = time.perf_counter()
+        connection.execute(theirs)
+        hand.append(time.perf_counter() - began)
+    a, b = statistics.median(mine), statistics.median(hand)
+    print(f"{label:22} {a * 1000:8.1f} ms {b * 1000:8.1f} ms {a / b:6.2f}")
+
+
 def main(rows: int, runs: int) -> None:
     path = sample(rows)
     project = kpiengine.load(ROOT / "definitions")
@@ -196,16 +211,7 @@ def main(rows: int, runs: int) -> None:
         sql = result.sql  # what `kpi run` executes (after its data-range query, if any)
         expected = hand_table(connection.execute(hand)[1], names, by)
         same(table(result, names, by), expected, label)
-        mine, theirs = [], []
-        for _ in range(runs):  # interleaved, so that load changes hit both alike
-            began = time.perf_counter()
-            connection.execute(sql)
-            mine.append(time.perf_counter() - began)
-            began = time.perf_counter()
-            connection.execute(hand)
-            theirs.append(time.perf_counter() - began)
-        a, b = statistics.median(mine), statistics.median(theirs)
-        print(f"{label:22} {a * 1000:8.1f} ms {b * 1000:8.1f} ms {a / b:6.2f}")
+        print_interleaved(connection, label, sql, hand, runs)
 
 
 if __name__ == "__main__":

@@ -19,16 +19,14 @@ Usage: python bench/windows_speed.py [ROWS] [RUNS]   (sample data generated once
 from __future__ import annotations
 
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 os.environ["KPI_CACHE"] = "0"
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from hand_sql import ROOT, duckdb_version, hand_table, same, sample, table
+from hand_sql import ROOT, duckdb_version, hand_table, print_interleaved, same, sample, table
 
 import kpiengine
 
@@ -101,16 +99,7 @@ def main(rows: int, runs: int) -> None:
         result = project.run(names, connection, grain="month", start=START, end=END)
         expected = hand_table(connection.execute(hand)[1], names, False)
         same(table(result, names, False), expected, label)
-        mine, theirs = [], []
-        for _ in range(runs):  # interleaved, so that load changes hit both alike
-            began = time.perf_counter()
-            connection.execute(result.sql)
-            mine.append(time.perf_counter() - began)
-            began = time.perf_counter()
-            connection.execute(hand)
-            theirs.append(time.perf_counter() - began)
-        a, b = statistics.median(mine), statistics.median(theirs)
-        print(f"{label:22} {a * 1000:8.1f} ms {b * 1000:8.1f} ms {a / b:6.2f}")
+        print_interleaved(connection, label, result.sql, hand, runs)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kpiengine.loader.files import definition_files
+
 if TYPE_CHECKING:
     from kpiengine.loader.model import Project
     from kpiengine.plan.planner import Plan
@@ -46,9 +48,6 @@ CACHE_ENV = "KPI_CACHE"
 CACHE_DIR_ENV = "KPI_CACHE_DIR"
 #: Environment variables read while loading, checking or planning.
 _INPUT_ENV = ("KPI_MAX_FILE_BYTES", "KPI_MAX_PERIODS")
-#: Same walk as the loader's (kpiengine.loader.definitions._definition_files); a test
-#: checks that the two find the same files.
-_SUFFIXES = (".yaml", ".yml")
 _DEFAULT_MAX_FILE_BYTES = 10 * 1024 * 1024
 _FORMAT = b"kpiengine-cache-1"
 #: Most entries kept; the least recently used beyond it are removed on a write.
@@ -145,20 +144,6 @@ def _stat_into(digest: Any, path: Path | None) -> None:
         digest.update(f"{path}|missing".encode())
         return
     digest.update(f"{path}|{info.st_size}|{info.st_mtime_ns}".encode("utf-8", "replace"))
-
-
-def definition_files(root: Path) -> list[Path]:
-    """The files the loader reads below ``root`` (its walk, in a fixed order)."""
-    found: list[Path] = []
-    for folder, subfolders, names in os.walk(root):
-        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
-        base = Path(folder)
-        found.extend(
-            base / name
-            for name in sorted(names)
-            if name.endswith(_SUFFIXES) and not name.startswith(".")
-        )
-    return sorted(found, key=lambda p: p.relative_to(root).parts)
 
 
 def project_key(root: Path, *options: object) -> str | None:

@@ -454,3 +454,22 @@ def test_a_conformed_dimension_of_an_unknown_source_or_column(tmp_path):
     )
     errors = [d for d in load_and_check(root, lint=False)[1] if d.severity.name == "ERROR"]
     assert sorted((e.code, e.span.line) for e in errors) == [("KPI301", 3), ("KPI311", 2)]
+
+
+def test_catalog_declares_the_revenue_teams_dimensions():
+    """region, segment, plan, product and channel are conformed in the catalog; a KPI
+    whose own `dimensions:` leaves one out is told so, not that a join is missing."""
+    from pathlib import Path
+
+    import kpiengine
+    from kpiengine.errors import DefinitionError
+
+    catalog = kpiengine.load(Path(__file__).resolve().parents[1] / "definitions")
+    assert {"region", "segment", "plan", "product", "channel"} <= set(catalog.model.dimensions)
+    range_ = {"grain": "month", "start": "2025-01-01", "end": "2025-02-01"}
+    for kpis, by in ((["mrr", "revenue"], "product"), (["leads_generated"], "channel")):
+        assert "GROUP BY" in catalog.compile(kpis, by=[by], **range_)
+    with pytest.raises(DefinitionError) as error:
+        catalog.compile(["arpa"], by=["plan"], **range_)
+    (problem,) = error.value.diagnostics
+    assert problem.hint == "`customers` declares dimensions: accounts.region, accounts.segment"

@@ -9,7 +9,6 @@ computed here with pandas ``groupby().idxmax()`` over the raw rows, on every eng
 from __future__ import annotations
 
 import datetime as dt
-import math
 
 import numpy as np
 import pandas as pd
@@ -18,6 +17,7 @@ import pytest
 from kpiengine.errors import DefinitionError
 from tests.conftest import write_files
 from tests.engines import ENGINES, arrow_tables, engine_params, require
+from tests.series import assert_same, got
 
 FILES = {
     "balances.yaml": """
@@ -128,14 +128,6 @@ def expected(kpi: str, grain: str, start: str, end: str, by_region: bool) -> dic
     return result
 
 
-def got(result, kpi):
-    return {
-        (row.period, dict(row.dimensions).get("region")): row.value
-        for row in result.rows
-        if row.kpi == kpi
-    }
-
-
 KPIS = ["arr_latest", "arr_earliest", "accounts_latest", "big_arr_latest", "arr_one_snapshot"]
 
 
@@ -150,19 +142,7 @@ def test_per_entity_snapshots_match_pandas(env, grain, start, end, by_region):
         KPIS, connection, grain=grain, start=start, end=end, by=["region"] if by_region else []
     )
     for kpi in KPIS:
-        wanted = expected(kpi, grain, start, end, by_region)
-        actual = got(result, kpi)
-        assert actual.keys() == wanted.keys(), kpi
-        for key, value in wanted.items():
-            if value is None:
-                assert actual[key] is None, (kpi, key, actual[key])
-            else:
-                assert math.isclose(actual[key], value, rel_tol=1e-9), (
-                    kpi,
-                    key,
-                    actual[key],
-                    value,
-                )
+        assert_same(got(result, kpi), expected(kpi, grain, start, end, by_region), kpi)
 
 
 def test_per_names_a_column_of_the_source(tmp_path):

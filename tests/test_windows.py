@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import math
 
 import numpy as np
 import pandas as pd
@@ -22,6 +21,7 @@ import pytest
 from kpiengine.errors import DefinitionError, UsageError
 from tests.conftest import write_files
 from tests.engines import ENGINES, arrow_tables, engine_params, require
+from tests.series import assert_same, got
 
 FILES = {
     "orders.yaml": """
@@ -233,28 +233,6 @@ def expected(kpi, grain, start, end, by_region, fiscal=1):
             window = _window_rows(rows, kpi, period, grain, fiscal, end)
             result[(period.date(), group)] = _aggregate(window, WINDOWS[kpi][3])
     return result
-
-
-def got(result, kpi):
-    return {
-        (row.period, dict(row.dimensions).get("region")): row.value
-        for row in result.rows
-        if row.kpi == kpi
-    }
-
-
-def assert_same(actual: dict, wanted: dict, kpi: str) -> None:
-    assert actual.keys() == wanted.keys(), kpi
-    for key, value in wanted.items():
-        if value is None:
-            assert actual[key] is None, (kpi, key, actual[key])
-        else:
-            assert actual[key] is not None and math.isclose(actual[key], value, rel_tol=1e-9), (
-                kpi,
-                key,
-                actual[key],
-                value,
-            )
 
 
 def allowed(grain: str) -> list[str]:

@@ -151,7 +151,10 @@ def describe_path(source: Source, path: tuple[Join, ...], column: str) -> str:
 def unresolved_reason(project: Project, source: Source, parts: tuple[str, ...]) -> str | None:
     """Why a name that does not resolve in ``source`` does not, when it is not simply
     unknown: an ambiguous join path (naming both), or a conformed dimension the source
-    cannot reach. None otherwise."""
+    cannot reach. None otherwise, and None for a name that does resolve (the caller's
+    problem is then elsewhere, e.g. a KPI's `dimensions:` list)."""
+    if resolve_column(project, source, parts) is not None:
+        return None
     if len(parts) == 1:
         mapping = source.dimensions.get(parts[0])
         if mapping is not None:

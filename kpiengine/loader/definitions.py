@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from kpiengine.diagnostics import CODES, Diagnostic, did_you_mean
 from kpiengine.errors import UsageError
 from kpiengine.loader.conversion import conversion_kpi, has_formula, no_expression
+from kpiengine.loader.files import PROJECT_FILES, definition_files
 from kpiengine.loader.model import (
     Column,
     ConformedDimension,
@@ -69,10 +70,8 @@ __all__ = [
 #: The top-level keys that say what a file defines.
 KINDS = ("project", "source", "kpi", "kpis", "rule")
 #: Names of the project file; the first one is what SPEC §6 looks for.
-PROJECT_FILES = ("kpiengine.yaml", "kpiengine.yml")
 # Which kind wins when a file has several kind keys: a KPI file also has `source:`.
 _KIND_ORDER = ("kpi", "kpis", "rule", "source", "project")
-_SUFFIXES = (".yaml", ".yml")
 
 #: Largest definition file read, in bytes (10 MiB); the environment variable below
 #: changes it. Not a project setting: the definitions are untrusted input, and the cap is
@@ -141,23 +140,6 @@ def find_project_root(start: Path | None = None) -> Path:
     return Path("definitions") if start is None else here / "definitions"
 
 
-def _definition_files(root: Path) -> list[Path]:
-    """Every YAML file below ``root``, hidden files and folders skipped, in a stable order
-    with the root project file first (so a second project file is the one reported)."""
-    found: list[Path] = []
-    # os.walk does not follow links to folders: a linked folder is not read at all.
-    for folder, subfolders, names in os.walk(root):
-        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
-        base = Path(folder)
-        found.extend(
-            base / name
-            for name in sorted(names)
-            if name.endswith(_SUFFIXES) and not name.startswith(".")
-        )
-    project_files = {root / name for name in PROJECT_FILES}
-    return sorted(found, key=lambda p: (p not in project_files, p.relative_to(root).parts))
-
-
 def _display_name(path: Path) -> str:
     """The path as text that is safe to print: bytes that are not UTF-8 (which the OS
     gives back as lone surrogates) show as U+FFFD, and control characters (a newline
@@ -188,7 +170,7 @@ def load_project(path: str | Path) -> tuple[Project, list[Diagnostic]]:
     if not root.is_dir():
         raise UsageError(f"`{root}` is not a folder; pass the folder that holds it")
     loader = _Loader(root)
-    for file in _definition_files(root):
+    for file in definition_files(root):
         loader.load_file(file)
     return loader.project(), sorted(loader.diagnostics, key=Diagnostic.sort_key)
 

@@ -1,0 +1,389 @@
+"""Spark: the whole catalog in one statement against one query per KPI (issue 16).
+
+The bundled catalog (every KPI of definitions/) at month grain over 2025, on the sample
+dataset written as Parquet (``kpiengine.sample.write_sample`` to ``files:///…``, once, in
+``bench/.data/sample-ROWS-parquet/``), run through the Spark connector in two ways:
+
+- ``local``: ``spark://local[2]`` (driver and executors in one JVM);
+- ``cluster``: a standalone master and one worker started here from pyspark's own package
+  on loopback (as tests/test_spark_cluster.py does), stopped at the end whatever happens.
+
+Each way runs in its own driver process (a process holds one Spark context), over one
+connection: a warm-up run of the catalog statement (the JVM's first query), one query per
+KPI (timed once), then the catalog statement again (best of ``--repeat``). The numbers of
+the one statement and of the per-KPI queries are compared (same rows, values to 1e-9
+relative, nulls equal) before any time is printed; so are the two ways' numbers. The
+machine's load average is recorded around every timing: the machine has two cores and
+other jobs may run.
+
+Usage: python bench/spark_speed.py [ROWS] [--modes local,cluster] [--repeat N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+#: what is timed here is Spark running statements, not kpiengine's cache of compiled SQL
+os.environ["KPI_CACHE"] = "0"
+
+ROOT = Path(__file__).resolve().parent.parent
+START, END = "2025-01-01", "2026-01-01"
+LOOPBACK = "127.0.0.1"
+RELATIVE = 1e-9
+#: bounds of every wait (seconds)
+START_TIMEOUT = 120.0  # master up and the worker registered
+STOP_TIMEOUT = 15.0  # SIGTERM → exit, before SIGKILL
+#: the worker: both cores of the machine, as local[2] has
+WORKER_CORES = 2
+WORKER_MEMORY = "2g"
+
+
+# -- data -------------------------------------------------------------------------------
+
+
+def parquet_folder(rows: int) -> Path:
+    """The sample dataset as ``<table>.parquet`` files, generated once (seed 42, as the
+    DuckDB benchmarks)."""
+    folder = ROOT / "bench" / ".data" / f"sample-{rows}-parquet"
+    if not (folder / "opportunities.parquet").exists():
+        from kpiengine.sample import write_sample
+
+        began = time.perf_counter()
+        write_sample(f"files:///{folder}", rows=rows, seed=42, replace=True)
+        print(f"generated {rows:,} opportunities as Parquet in {time.perf_counter() - began:.1f} s")
+    return folder
+
+
+def load() -> float:
+    """The 1-minute load average (two cores: 2.0 is a busy machine)."""
+    return os.getloadavg()[0]
+
+
+# -- the cluster ------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((LOOPBACK, 0))
+        return int(probe.getsockname()[1])
+
+
+def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:
+    """Signal the process group ``process`` leads (started with start_new_session)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, sig)
+
+
+@dataclass
+class Cluster:
+    """A standalone master and worker on loopback, each in its own process group."""
+
+    port: int
+    webui_port: int
+    logs: Path
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def master(self) -> str:
+        return f"{LOOPBACK}:{self.port}"
+
+    def state(self) -> dict[str, Any]:
+        url = f"http://{LOOPBACK}:{self.webui_port}/json/"
+        with urllib.request.urlopen(url, timeout=3) as response:
+            return dict(json.load(response))
+
+    def log_tail(self, lines: int = 15) -> str:
+        parts = []
+        for path in sorted(self.logs.glob("*.log")):
+            text = path.read_text(errors="replace").splitlines()[-lines:]
+            parts.append(f"--- {path.name}\n" + "\n".join(text))
+        return "\n".join(parts)
+
+    def stop(self) -> None:
+        """SIGTERM each group (the worker's holds its executor), SIGKILL after
+        STOP_TIMEOUT."""
+        for process in self.processes:
+            _signal_group(process, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for process in self.processes:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        for process in self.processes:
+            _signal_group(process, signal.SIGKILL)
+            process.wait(timeout=STOP_TIMEOUT)
+        self.processes = []
+
+
+def start_cluster(folder: Path) -> Cluster:
+    """Master and worker from the installed pyspark (the driver's very Spark version);
+    returns once the worker has registered, else stops both and raises RuntimeError."""
+    import pyspark
+
+    home = Path(pyspark.__file__).resolve().parent
+    spark_class = home / "bin" / "spark-class"
+    logs, work = folder / "logs", folder / "work"
+    logs.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "SPARK_HOME": str(home),
+        "SPARK_LOCAL_IP": LOOPBACK,  # the web UIs bind 0.0.0.0 without it
+        "SPARK_DAEMON_MEMORY": "256m",
+        "SPARK_LOCAL_DIRS": str(folder / "local"),
+    }
+    env.pop("SPARK_CONF_DIR", None)
+    cluster = Cluster(free_port(), free_port(), logs)
+    commands = {
+        "master": [
+            "org.apache.spark.deploy.master.Master",
+            *("--host", LOOPBACK, "--port", str(cluster.port)),
+            *("--webui-port", str(cluster.webui_port)),
+        ],
+        "worker": [
+            "org.apache.spark.deploy.worker.Worker",
+            f"spark://{cluster.master}",
+            *("--host", LOOPBACK, "--webui-port", str(free_port())),
+            *("--cores", str(WORKER_CORES), "--memory", WORKER_MEMORY),
+            *("--work-dir", str(work)),
+        ],
+    }
+    try:
+        for name, arguments in commands.items():
+            with open(logs / f"{name}.log", "wb") as log:
+                cluster.processes.append(
+                    subprocess.Popen(
+                        [str(spark_class), *arguments],
+                        stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        env=env,
+                        cwd=folder,
+                        start_new_session=True,
+                    )
+                )
+        _wait_for_worker(cluster)
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
+def _wait_for_worker(cluster: Cluster) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    last = "no answer from the master yet"
+    while time.monotonic() < deadline:
+        for process in cluster.processes:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"a Spark daemon exited with code {process.returncode}:\n{cluster.log_tail()}"
+                )
+        try:
+            state = cluster.state()
+        except OSError as error:
+            last = f"master status: {error}"
+        else:
+            if state.get("status") == "ALIVE" and state.get("aliveworkers", 0) >= 1:
+                return
+            last = f"master {state.get('status')}, {state.get('aliveworkers', 0)} worker(s)"
+        time.sleep(0.5)
+    raise RuntimeError(f"no worker within {START_TIMEOUT:.0f} s ({last}):\n{cluster.log_tail()}")
+
+
+# -- the driver process -----------------------------------------------------------------
+
+
+def drive(url: str, output: Path, repeat: int) -> None:
+    """In the driver process: time the catalog statement and the per-KPI queries over
+    one connection, check their numbers equal, write times and values to ``output``."""
+    from kpiengine_spark.connection import parse_url, spark_session, stop
+
+    import kpiengine
+
+    project = kpiengine.load(ROOT / "definitions")
+    names = list(project.kpis)
+    options: dict[str, Any] = {"grain": "month", "start": START, "end": END}
+    timings: dict[str, Any] = {"kpis": len(names)}
+    with kpiengine.connect(url) as connection:
+        began, before = time.perf_counter(), load()
+        project.run(names, connection, **options)  # the JVM's first statement
+        timings["first_statement"] = _timing(began, before)
+        began, before = time.perf_counter(), load()
+        per_kpi: dict[str, Any] = {}
+        for name in names:
+            per_kpi.update(_values(project.run([name], connection, **options)))
+        timings["per_kpi"] = _timing(began, before)
+        best: dict[str, float] = {"seconds": math.inf}
+        whole: dict[str, Any] = {}
+        for _ in range(repeat):
+            began, before = time.perf_counter(), load()
+            whole = _values(project.run(names, connection, **options))
+            best = min(best, _timing(began, before), key=lambda t: t["seconds"])
+        timings["statement"] = best
+    problems = differences(per_kpi, whole)
+    if problems:
+        raise SystemExit(
+            f"one statement and per-KPI queries differ ({len(problems)}):\n"
+            + "\n".join(problems[:40])
+        )
+    context = spark_session(parse_url(url).master).sparkContext
+    timings["master"] = context.master
+    timings["executors"] = context._jsc.sc().getExecutorMemoryStatus().size() - 1
+    stop()
+    values = [[list(key), value] for key, value in whole.items()]
+    output.write_text(json.dumps({**timings, "values": values}))
+
+
+def _timing(began: float, load_before: float) -> dict[str, float]:
+    return {
+        "seconds": time.perf_counter() - began,
+        "load_before": load_before,
+        "load_after": load(),
+    }
+
+
+def _values(result: Any) -> dict[tuple[str, ...], Any]:
+    """(kpi, period, dimension values…) as text → value."""
+    values: dict[tuple[str, ...], Any] = {}
+    for row in result.rows:
+        key = (row.kpi, str(row.period), *(str(v) for _, v in row.dimensions))
+        if key in values:
+            raise SystemExit(f"duplicate row {key}")
+        values[key] = row.value
+    return values
+
+
+def same_value(got: Any, expected: Any) -> bool:
+    if got is None or expected is None:
+        return got is None and expected is None
+    if isinstance(got, bool | str) or isinstance(expected, bool | str):
+        return bool(got == expected)
+    return math.isclose(got, expected, rel_tol=RELATIVE, abs_tol=1e-12)
+
+
+def differences(got: dict[Any, Any], expected: dict[Any, Any]) -> list[str]:
+    problems = [f"missing row {k}" for k in expected.keys() - got.keys()]
+    problems += [f"extra row {k}" for k in got.keys() - expected.keys()]
+    for key in expected.keys() & got.keys():
+        if not same_value(got[key], expected[key]):
+            problems.append(f"{key}: {got[key]!r} != {expected[key]!r}")
+    return sorted(problems)
+
+
+def run_driver(url: str, repeat: int, timeout: float, output: Path) -> dict[str, Any]:
+    """This script with ``--driver`` in its own process group, killed (with its JVM)
+    after ``timeout`` or when it ends."""
+    command = [sys.executable, __file__, "--driver", url, "--output", str(output)]
+    command += ["--repeat", str(repeat)]
+    process = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise SystemExit(f"the driver did not finish within {timeout:.0f} s") from None
+    finally:
+        _signal_group(process, signal.SIGKILL)  # the driver's JVM, should it linger
+        process.wait(timeout=STOP_TIMEOUT)
+    if process.returncode != 0:
+        raise SystemExit(f"the driver failed (exit code {process.returncode})")
+    return dict(json.loads(output.read_text()))
+
+
+# -- the bench --------------------------------------------------------------------------
+
+
+def run_mode(mode: str, tables: Path, repeat: int, timeout: float, scratch: Path) -> dict[str, Any]:
+    """One way of running Spark; the cluster, if any, is stopped before returning."""
+    output = scratch / f"{mode}.json"
+    if mode == "local":
+        url = f"spark://local[2]?tables={quote(str(tables))}&spark.driver.memory=2g"
+        return run_driver(url, repeat, timeout, output)
+    began = time.perf_counter()
+    cluster = start_cluster(scratch / "cluster")
+    try:
+        print(f"cluster up in {time.perf_counter() - began:.1f} s (spark://{cluster.master})")
+        url = (
+            f"spark://{cluster.master}?tables={quote(str(tables))}"
+            f"&spark.executor.memory={WORKER_MEMORY}&spark.cores.max={WORKER_CORES}"
+        )
+        got = run_driver(url, repeat, timeout, output)
+    finally:
+        cluster.stop()
+    if got["executors"] != 1:
+        raise SystemExit(f"expected the worker's one executor, got {got['executors']}")
+    return got
+
+
+def report(rows: int, results: dict[str, dict[str, Any]]) -> None:
+    first = next(iter(results.values()))
+    print(
+        f"\n{first['kpis']} KPIs, {len(first['values'])} values, month grain {START}..{END}, "
+        f"{rows:,} opportunities, {os.cpu_count()} cores"
+    )
+    print(f"{'way':<9} {'first run':>10} {'statement':>10} {'per KPI':>10} {'ratio':>6}  load")
+    for mode, got in results.items():
+        whole, per = got["statement"], got["per_kpi"]
+        loads = [got[k][e] for k in ("statement", "per_kpi") for e in ("load_before", "load_after")]
+        print(
+            f"{mode:<9} {got['first_statement']['seconds']:9.2f}s {whole['seconds']:9.2f}s "
+            f"{per['seconds']:9.2f}s {per['seconds'] / whole['seconds']:5.1f}x  "
+            f"{min(loads):.1f}-{max(loads):.1f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("rows", nargs="?", type=int, default=1_000_000)
+    parser.add_argument("--modes", default="local,cluster")
+    parser.add_argument("--repeat", type=int, default=2, help="catalog statement runs, best kept")
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per way")
+    parser.add_argument("--driver", help=argparse.SUPPRESS)
+    parser.add_argument("--output", type=Path, help=argparse.SUPPRESS)
+    arguments = parser.parse_args()
+    if arguments.driver:
+        drive(arguments.driver, arguments.output, arguments.repeat)
+        return
+    # SIGTERM unwinds like Ctrl-C, so the cluster and drivers are stopped
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    modes = [m.strip() for m in arguments.modes.split(",") if m.strip()]
+    if not modes or set(modes) - {"local", "cluster"}:
+        parser.error("--modes: local, cluster or both")
+    tables = parquet_folder(arguments.rows)
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    results: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="kpiengine-spark-bench-") as scratch:
+        for mode in modes:
+            results[mode] = run_mode(
+                mode, tables, arguments.repeat, arguments.timeout, Path(scratch)
+            )
+            print(f"{mode}: done, load {load():.2f}")
+    _same_across(results)
+    report(arguments.rows, results)
+
+
+def _same_across(results: dict[str, dict[str, Any]]) -> None:
+    """Both ways computed the same numbers."""
+    tables = [{tuple(k): v for k, v in got["values"]} for got in results.values()]
+    for other in tables[1:]:
+        problems = differences(other, tables[0])
+        if problems:
+            raise SystemExit(
+                f"local and cluster differ ({len(problems)}):\n" + "\n".join(problems[:40])
+            )
+
+
+if __name__ == "__main__":
+    main()
