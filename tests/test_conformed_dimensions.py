@@ -473,3 +473,22 @@ def test_catalog_declares_the_revenue_teams_dimensions():
         catalog.compile(["arpa"], by=["plan"], **range_)
     (problem,) = error.value.diagnostics
     assert problem.hint == "`customers` declares dimensions: accounts.region, accounts.segment"
+
+
+def test_an_explicit_path_that_comes_back_is_a_cycle():
+    """leads ↔ opportunities join both ways (one lead, one deal): legitimate, and the
+    breadth-first resolution never loops; but a path written to go round the cycle
+    (`leads.opportunities.amount` from opportunities) is refused, with the reason."""
+    from pathlib import Path
+
+    import kpiengine
+    from kpiengine.language.names import resolve_column, unresolved_reason
+
+    catalog = kpiengine.load(Path(__file__).resolve().parents[1] / "definitions").model
+    deals = catalog.sources["opportunities"]
+    assert resolve_column(catalog, deals, ("leads", "source")) is not None
+    parts = ("leads", "opportunities", "amount")
+    assert resolve_column(catalog, deals, parts) is None
+    assert "comes back to `opportunities` (a cycle in joins)" in (
+        unresolved_reason(catalog, deals, parts) or ""
+    )

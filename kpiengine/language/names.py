@@ -100,13 +100,17 @@ def _resolve_path(project: Project, source: Source, parts: tuple[str, ...]) -> C
 def explicit_join_path(
     project: Project, source: Source, hops: tuple[str, ...]
 ) -> tuple[Join, ...] | None:
-    """The joins ``hops`` names, each from the previous hop's source (None if one is missing)."""
+    """The joins ``hops`` names, each from the previous hop's source (None if one is
+    missing, or if the path comes back to a source it passed: a cycle, see
+    :func:`_path_reason`)."""
     path: list[Join] = []
     current = source
+    seen = {source.name}
     for hop in hops:
         join = current.join_to(hop)
-        if join is None or hop not in project.sources:
+        if join is None or hop not in project.sources or hop in seen:
             return None
+        seen.add(hop)
         path.append(join)
         current = project.sources[hop]
     return tuple(path)
@@ -177,6 +181,13 @@ def unresolved_reason(project: Project, source: Source, parts: tuple[str, ...]) 
 
 
 def _path_reason(project: Project, source: Source, parts: tuple[str, ...]) -> str | None:
+    hops = (source.name, *parts[:-1])
+    repeated = next((hop for i, hop in enumerate(hops) if hop in hops[:i]), None)
+    if len(parts) > 2 and repeated is not None:
+        return (
+            f"the join path `{'.'.join(parts[:-1])}` from `{source.name}` comes back to "
+            f"`{repeated}` (a cycle in joins): name the column of `{repeated}` directly"
+        )
     if len(parts) == 2 and parts[0] != source.name:
         paths = shortest_join_paths(project, source, parts[0])
         if len(paths) > 1:
