@@ -223,12 +223,12 @@ def drive(url: str, output: Path, repeat: int) -> None:
         project.run(names, connection, **options)  # the JVM's first statement
         timings["first_statement"] = _timing(began, before)
         began, before = time.perf_counter(), load()
-        per_kpi: dict[str, Any] = {}
+        per_kpi: dict[tuple[str, ...], Any] = {}
         for name in names:
             per_kpi.update(_values(project.run([name], connection, **options)))
         timings["per_kpi"] = _timing(began, before)
         best: dict[str, float] = {"seconds": math.inf}
-        whole: dict[str, Any] = {}
+        whole: dict[tuple[str, ...], Any] = {}
         for _ in range(repeat):
             began, before = time.perf_counter(), load()
             whole = _values(project.run(names, connection, **options))

@@ -5,7 +5,9 @@ Sets, each at month grain over 2025 on the sample dataset:
 - ``ytd``: revenue and win rate year to date (a ratio over the year's rows);
 - ``trailing``: revenue over the trailing 12 months;
 - ``active 90d``: accounts with an activity in the trailing 90 days (a distinct count,
-  which no sum of period values can give).
+  which no sum of period values can give);
+- ``lead → opportunity 60d``: the conversion KPI (SPEC §13.5) against a correlated
+  ``EXISTS`` per lead.
 
 The hand-written statements are what an analyst fluent in SQL writes: monthly sums
 accumulated with window functions where the aggregate is additive, and a range join of
@@ -81,10 +83,30 @@ FROM bounds b LEFT JOIN activities a ON a.occurred_at >= b.lo AND a.occurred_at 
 GROUP BY b.period
 """
 
+CONVERSION_SQL = f"""
+WITH months AS ({MONTHS.format(lo="2025-01-01")}),
+base AS (
+  SELECT l.lead_id, l.created_at,
+         EXISTS (
+           SELECT 1 FROM opportunities o
+           WHERE o.lead_id = l.lead_id AND o.created_at >= l.created_at
+             AND o.created_at <= l.created_at + INTERVAL 60 DAY
+         ) AS converted
+  FROM leads l
+  WHERE l.created_at >= '2025-01-01' AND l.created_at < '2026-01-01' AND l.region != 'internal'
+), monthly AS (
+  SELECT CAST(DATE_TRUNC('month', created_at) AS DATE) AS period,
+         COUNT(*) FILTER (WHERE converted) / COUNT(*) AS rate
+  FROM base GROUP BY 1
+)
+SELECT m.period, x.rate FROM months m LEFT JOIN monthly x ON x.period = m.period
+"""
+
 SETS = [
     ("ytd", ["revenue_ytd", "win_rate_ytd"], YTD_SQL),
     ("trailing", ["revenue_t12m"], TRAILING_SQL),
     ("active 90d", ["active_accounts_90d"], ACTIVE_SQL),
+    ("lead → opportunity 60d", ["lead_to_opportunity_rate"], CONVERSION_SQL),
 ]
 
 

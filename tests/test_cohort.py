@@ -232,7 +232,7 @@ def cohort(root: Any, url: str, kpi: str, per: str | None = None, **options: Any
 # -- the triangles on every engine -------------------------------------------------------
 
 
-@pytest.mark.parametrize("engine", engine_params(["duckdb", "sqlite", "postgres"]))
+@pytest.mark.parametrize("engine", engine_params())
 @pytest.mark.parametrize("kpi", ["revenue", "active", "arpa"])
 def test_triangle_matches_pandas(engine, kpi, root, urls, tmp_path_factory):
     url = _url(engine, urls, tmp_path_factory)
