@@ -16,7 +16,7 @@ relative, nulls equal) before any time is printed; so are the two ways' numbers.
 machine's load average is recorded around every timing: the machine has two cores and
 other jobs may run.
 
-Usage: python bench/spark_speed.py [ROWS] [--modes local,cluster] [--repeat N]
+Usage: python bench/spark_speed.py [ROWS] [--modes local,cluster] [--repeat N] [--memory 4g]
 """
 
 from __future__ import annotations
@@ -50,7 +50,9 @@ START_TIMEOUT = 120.0  # master up and the worker registered
 STOP_TIMEOUT = 15.0  # SIGTERM → exit, before SIGKILL
 #: the worker: both cores of the machine, as local[2] has
 WORKER_CORES = 2
-WORKER_MEMORY = "2g"
+#: the heap of the JVM that runs the tasks (local: the driver; cluster: the executor);
+#: 2g runs out of heap on the catalog at 1M opportunities
+DEFAULT_MEMORY = "4g"
 
 
 # -- data -------------------------------------------------------------------------------
@@ -129,7 +131,7 @@ class Cluster:
         self.processes = []
 
 
-def start_cluster(folder: Path) -> Cluster:
+def start_cluster(folder: Path, memory: str) -> Cluster:
     """Master and worker from the installed pyspark (the driver's very Spark version);
     returns once the worker has registered, else stops both and raises RuntimeError."""
     import pyspark
@@ -158,7 +160,7 @@ def start_cluster(folder: Path) -> Cluster:
             "org.apache.spark.deploy.worker.Worker",
             f"spark://{cluster.master}",
             *("--host", LOOPBACK, "--webui-port", str(free_port())),
-            *("--cores", str(WORKER_CORES), "--memory", WORKER_MEMORY),
+            *("--cores", str(WORKER_CORES), "--memory", memory),
             *("--work-dir", str(work)),
         ],
     }
@@ -305,19 +307,21 @@ def run_driver(url: str, repeat: int, timeout: float, output: Path) -> dict[str,
 # -- the bench --------------------------------------------------------------------------
 
 
-def run_mode(mode: str, tables: Path, repeat: int, timeout: float, scratch: Path) -> dict[str, Any]:
+def run_mode(
+    mode: str, tables: Path, memory: str, repeat: int, timeout: float, scratch: Path
+) -> dict[str, Any]:
     """One way of running Spark; the cluster, if any, is stopped before returning."""
     output = scratch / f"{mode}.json"
     if mode == "local":
-        url = f"spark://local[2]?tables={quote(str(tables))}&spark.driver.memory=2g"
+        url = f"spark://local[2]?tables={quote(str(tables))}&spark.driver.memory={memory}"
         return run_driver(url, repeat, timeout, output)
     began = time.perf_counter()
-    cluster = start_cluster(scratch / "cluster")
+    cluster = start_cluster(scratch / "cluster", memory)
     try:
         print(f"cluster up in {time.perf_counter() - began:.1f} s (spark://{cluster.master})")
         url = (
             f"spark://{cluster.master}?tables={quote(str(tables))}"
-            f"&spark.executor.memory={WORKER_MEMORY}&spark.cores.max={WORKER_CORES}"
+            f"&spark.executor.memory={memory}&spark.cores.max={WORKER_CORES}"
         )
         got = run_driver(url, repeat, timeout, output)
     finally:
@@ -349,6 +353,7 @@ def main() -> None:
     parser.add_argument("rows", nargs="?", type=int, default=1_000_000)
     parser.add_argument("--modes", default="local,cluster")
     parser.add_argument("--repeat", type=int, default=2, help="catalog statement runs, best kept")
+    parser.add_argument("--memory", default=DEFAULT_MEMORY, help="heap of the task JVM")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per way")
     parser.add_argument("--driver", help=argparse.SUPPRESS)
     parser.add_argument("--output", type=Path, help=argparse.SUPPRESS)
@@ -367,7 +372,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="kpiengine-spark-bench-") as scratch:
         for mode in modes:
             results[mode] = run_mode(
-                mode, tables, arguments.repeat, arguments.timeout, Path(scratch)
+                mode, tables, arguments.memory, arguments.repeat, arguments.timeout, Path(scratch)
             )
             print(f"{mode}: done, load {load():.2f}")
     _same_across(results)
