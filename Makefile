@@ -59,11 +59,13 @@ bench: $(VENV)/.test  # prints ratios against same-run baselines; see docs/perfo
 	$(BIN)/python bench/execute_speed.py
 	$(BIN)/python bench/hand_sql.py 1000000
 	$(BIN)/python bench/windows_speed.py 1000000
+	$(BIN)/python bench/spark_speed.py 1000000
 
 bench-big: $(VENV)/.test  # once, late: 10M rows (≈ 11 GB RAM and 10 min to generate, 4.3 GB on disk)
 	$(BIN)/python bench/hand_sql.py 10000000 5
 	$(BIN)/python bench/windows_speed.py 10000000 5
 	$(BIN)/python bench/execute_speed.py 10000000
+	$(BIN)/python bench/spark_speed.py 10000000 --repeat 1 --memory 8g
 
 clean:
 	rm -rf $(VENV) build dist demo .pytest_cache .ruff_cache

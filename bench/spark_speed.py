@@ -17,6 +17,7 @@ machine's load average is recorded around every timing: the machine has two core
 other jobs may run.
 
 Usage: python bench/spark_speed.py [ROWS] [--modes local,cluster] [--repeat N] [--memory 4g]
+(skipped, with the reason, where the Spark plugin or Java is missing)
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -69,6 +71,19 @@ def parquet_folder(rows: int) -> Path:
         write_sample(f"files:///{folder}", rows=rows, seed=42, replace=True)
         print(f"generated {rows:,} opportunities as Parquet in {time.perf_counter() - began:.1f} s")
     return folder
+
+
+def spark_missing() -> str | None:
+    """Why Spark cannot run here (no plugin, no Java), or None."""
+    try:
+        import kpiengine_spark  # noqa: F401
+        import pyspark  # noqa: F401
+    except ImportError:
+        return "the Spark plugin is not installed (pip install -e plugins/spark)"
+    home = os.environ.get("JAVA_HOME")
+    if not (home and Path(home, "bin", "java").exists()) and shutil.which("java") is None:
+        return "Spark needs Java 17 or newer (none on PATH, JAVA_HOME unset)"
+    return None
 
 
 def load() -> float:
@@ -223,18 +238,19 @@ def drive(url: str, output: Path, repeat: int) -> None:
     with kpiengine.connect(url) as connection:
         began, before = time.perf_counter(), load()
         project.run(names, connection, **options)  # the JVM's first statement
-        timings["first_statement"] = _timing(began, before)
+        timings["first_statement"] = _progress("first run", _timing(began, before))
         began, before = time.perf_counter(), load()
         per_kpi: dict[tuple[str, ...], Any] = {}
         for name in names:
             per_kpi.update(_values(project.run([name], connection, **options)))
-        timings["per_kpi"] = _timing(began, before)
+        timings["per_kpi"] = _progress("one query per KPI", _timing(began, before))
         best: dict[str, float] = {"seconds": math.inf}
         whole: dict[tuple[str, ...], Any] = {}
         for _ in range(repeat):
             began, before = time.perf_counter(), load()
             whole = _values(project.run(names, connection, **options))
-            best = min(best, _timing(began, before), key=lambda t: t["seconds"])
+            timing = _progress("catalog statement", _timing(began, before))
+            best = min(best, timing, key=lambda t: t["seconds"])
         timings["statement"] = best
     problems = differences(per_kpi, whole)
     if problems:
@@ -256,6 +272,12 @@ def _timing(began: float, load_before: float) -> dict[str, float]:
         "load_before": load_before,
         "load_after": load(),
     }
+
+
+def _progress(what: str, timing: dict[str, float]) -> dict[str, float]:
+    """Say how far the driver is (a 10M run takes a while); return ``timing``."""
+    print(f"  {what}: {timing['seconds']:.1f} s, load {timing['load_after']:.1f}", flush=True)
+    return timing
 
 
 def _values(result: Any) -> dict[tuple[str, ...], Any]:
@@ -339,13 +361,19 @@ def report(rows: int, results: dict[str, dict[str, Any]]) -> None:
     )
     print(f"{'way':<9} {'first run':>10} {'statement':>10} {'per KPI':>10} {'ratio':>6}  load")
     for mode, got in results.items():
-        whole, per = got["statement"], got["per_kpi"]
-        loads = [got[k][e] for k in ("statement", "per_kpi") for e in ("load_before", "load_after")]
-        print(
-            f"{mode:<9} {got['first_statement']['seconds']:9.2f}s {whole['seconds']:9.2f}s "
-            f"{per['seconds']:9.2f}s {per['seconds'] / whole['seconds']:5.1f}x  "
-            f"{min(loads):.1f}-{max(loads):.1f}"
-        )
+        print(_line(mode, got))
+
+
+def _line(mode: str, got: dict[str, Any]) -> str:
+    """One way's times: first run, best catalog statement, per-KPI queries, their ratio,
+    and the range of the load average around the timed runs."""
+    whole, per = got["statement"], got["per_kpi"]
+    loads = [got[k][e] for k in ("statement", "per_kpi") for e in ("load_before", "load_after")]
+    return (
+        f"{mode:<9} {got['first_statement']['seconds']:9.2f}s {whole['seconds']:9.2f}s "
+        f"{per['seconds']:9.2f}s {per['seconds'] / whole['seconds']:5.1f}x  "
+        f"{min(loads):.1f}-{max(loads):.1f}"
+    )
 
 
 def main() -> None:
@@ -366,6 +394,10 @@ def main() -> None:
     modes = [m.strip() for m in arguments.modes.split(",") if m.strip()]
     if not modes or set(modes) - {"local", "cluster"}:
         parser.error("--modes: local, cluster or both")
+    missing = spark_missing()
+    if missing:
+        print(f"spark_speed: skipped, {missing}", file=sys.stderr)
+        return
     tables = parquet_folder(arguments.rows)
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     results: dict[str, dict[str, Any]] = {}
@@ -374,7 +406,7 @@ def main() -> None:
             results[mode] = run_mode(
                 mode, tables, arguments.memory, arguments.repeat, arguments.timeout, Path(scratch)
             )
-            print(f"{mode}: done, load {load():.2f}")
+            print(f"{mode}: done, load {load():.2f}; {_line(mode, results[mode])}", flush=True)
     _same_across(results)
     report(arguments.rows, results)
 
