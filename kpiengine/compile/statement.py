@@ -371,10 +371,7 @@ class _QueryBuilder:
         if bucket is not None:
             selects.append(exp.alias_(bucket, "period"))
             groups.append(bucket.copy())
-        for alias, ref, name in zip(self.dims, scan.dimensions, request.by, strict=True):
-            column: exp.Expression = self._ref(ref)
-            if name in request.bucketed:  # a cohort: the start of its date's period
-                column = cohort_bucket(self.rules, self.plan, column, ref.type)
+        for alias, column in self._dimension_columns(scan):
             selects.append(exp.alias_(column, alias))
             groups.append(column.copy())
         own = None
@@ -399,6 +396,18 @@ class _QueryBuilder:
             query = query.group_by(*groups, copy=False)
         ctes.append((scan.alias, query))
         return ctes
+
+    def _dimension_columns(self, scan: Scan) -> list[tuple[str, exp.Expression]]:
+        """(alias, column) of each ``--by`` dimension in a scan's rows; a cohort's column
+        is the start of its date's period."""
+        request = self.plan.request
+        found: list[tuple[str, exp.Expression]] = []
+        for alias, ref, name in zip(self.dims, scan.dimensions, request.by, strict=True):
+            column: exp.Expression = self._ref(ref)
+            if name in request.bucketed:
+                column = cohort_bucket(self.rules, self.plan, column, ref.type)
+            found.append((alias, column))
+        return found
 
     def _scan_source(self, scan: Scan) -> exp.Select:
         """``FROM <table> AS t LEFT JOIN <joined> ...`` with nothing selected yet (a
@@ -508,8 +517,7 @@ class _QueryBuilder:
         days_alias = f"{scan.alias}_days"
         selects: list[exp.Expression] = [exp.alias_(day, "day")]
         groups: list[exp.Expression] = [day.copy()]
-        for alias, ref in zip(self.dims, scan.dimensions, strict=True):
-            column = self._ref(ref)
+        for alias, column in self._dimension_columns(scan):
             selects.append(exp.alias_(column, alias))
             groups.append(column.copy())
         for measure in scan.measures.values():
@@ -518,13 +526,7 @@ class _QueryBuilder:
         if conditions:
             partial = partial.where(exp.and_(*conditions, copy=False), copy=False)
         partial = partial.group_by(*groups, copy=False)
-        day_column = exp.column("day", table=days_alias)
-        on: exp.Expression = exp.LT(
-            this=day_column, expression=exp.column("hi", table=window_alias)
-        )
-        if scan.window is not None and scan.window.kind != "all":
-            lower = exp.GTE(this=day_column.copy(), expression=exp.column("lo", table=window_alias))
-            on = exp.and_(lower, on, copy=False)
+        on = _in_window(exp.column("day", table=days_alias), window_alias, scan)
         period = exp.column("period", table=window_alias)
         combined: list[exp.Expression] = [exp.alias_(period, "period")]
         combined_groups: list[exp.Expression] = [period.copy()]
@@ -546,11 +548,7 @@ class _QueryBuilder:
     def _window_join(alias: str, scan: Scan, time: exp.Expression) -> exp.Join:
         """Each row joins every period whose window holds its time (inner: a row in no
         window counts nowhere)."""
-        on: exp.Expression = exp.LT(this=time.copy(), expression=exp.column("hi", table=alias))
-        if scan.window is not None and scan.window.kind != "all":
-            lower = exp.GTE(this=time.copy(), expression=exp.column("lo", table=alias))
-            on = exp.and_(lower, on, copy=False)
-        return exp.Join(this=_table(alias), on=on, kind="INNER")
+        return exp.Join(this=_table(alias), on=_in_window(time, alias, scan), kind="INNER")
 
     def _window_range(
         self, scan: Scan, time: exp.Expression, bounds: list[WindowBounds]
@@ -1004,6 +1002,15 @@ def _split_scans(plan: Plan) -> frozenset[str]:
     return frozenset(
         s.alias for s in plan.scans if s.lookback != 0 and s.snapshot is None and s.window is None
     )
+
+
+def _in_window(value: exp.Expression, alias: str, scan: Scan) -> exp.Expression:
+    """``lo <= value < hi`` against the window CTE ``alias`` (``all``: no ``lo``)."""
+    condition: exp.Expression = exp.LT(this=value.copy(), expression=exp.column("hi", table=alias))
+    if scan.window is not None and scan.window.kind != "all":
+        lower = exp.GTE(this=value.copy(), expression=exp.column("lo", table=alias))
+        condition = exp.and_(lower, condition, copy=False)
+    return condition
 
 
 #: aggregates whose value over a window is the combination of their values per day
