@@ -42,7 +42,6 @@ from kpiengine.loader.model import (
     Join,
     Kpi,
     Project,
-    RetailCalendar,
     Source,
     Window,
 )
@@ -262,7 +261,8 @@ def build_plan(
         looks[name] = lookback(tree, looks, grain=request.grain, retail=retail)
         finite[name] = lookback(tree, finite, unbounded=0, grain=request.grain, retail=retail)
 
-    history = _all_history_inputs(project, request, needed)
+    needs = _input_needs(project, request, needed)
+    history = {name for name, need in needs.items() if need is None}
     members = _assign_scans(project, request, needed, scans, history)
     for name in needed:
         kpi = project.kpis[name]
@@ -292,7 +292,8 @@ def build_plan(
     if request.where is not None and request.where.tree is not None:
         for scan in scans.values():
             _join_columns(project, scan, request.where.tree)
-    _scan_lookbacks(columns, members, request.kpis, request.grain, project.retail_calendar)
+    for name, scan in members.items():  # how far before the range each scan reads
+        scan.lookback = _combine([scan.lookback, needs.get(name, 0)])
 
     plan = Plan(
         project,
@@ -358,15 +359,16 @@ def _place(plan: Plan, request: RunRequest) -> Plan:
     return dataclasses.replace(plan, request=request, periods=periods, first_period=first)
 
 
-def _all_history_inputs(project: Project, request: RunRequest, needed: list[str]) -> set[str]:
-    """The source KPIs some consumer reads over all history (``cumulative_sum``,
-    ``streak``, through any nesting): they get scans of their own, so that one running
-    total does not make every other aggregate on the same table read years nobody asked
-    for (the other KPIs' scan reads the range and its finite look-back only)."""
-    if request.grain == "all":
-        return set()
-    retail = project.retail_calendar
+def _input_needs(project: Project, request: RunRequest, needed: list[str]) -> dict[str, int | None]:
+    """How many periods before the range each KPI is read by its consumers (None: all
+    history, through ``cumulative_sum``/``streak`` at any depth of nesting). It decides
+    each scan's look-back, and gives the KPIs read over all history scans of their own,
+    so that one running total does not make every other aggregate on the same table
+    read years nobody asked for."""
     needs: dict[str, int | None] = dict.fromkeys(request.kpis, 0)
+    if request.grain == "all":
+        return needs
+    retail = project.retail_calendar
     for name in reversed(needed):  # consumers before their inputs
         kpi = project.kpis[name]
         if not kpi.is_derived or kpi.expression.tree is None:
@@ -375,9 +377,7 @@ def _all_history_inputs(project: Project, request: RunRequest, needed: list[str]
         for used, shift in references_with_shift(kpi.expression.tree, request.grain, retail=retail):
             wanted = None if need is None or shift is None else need + shift
             needs[used] = _combine([needs.get(used, 0), wanted])
-    return {
-        name for name in needed if not project.kpis[name].is_derived and needs.get(name, 0) is None
-    }
+    return needs
 
 
 def _assign_scans(
@@ -405,26 +405,6 @@ def _assign_scans(
     return members
 
 
-def _scan_lookbacks(
-    columns: dict[str, KpiColumn],
-    members: dict[str, Scan],
-    outputs: tuple[str, ...],
-    grain: str,
-    retail: RetailCalendar | None = None,
-) -> None:
-    """How many periods before the range each scan must read, from what its consumers need."""
-    needs: dict[str, int | None] = dict.fromkeys(outputs, 0)
-    for column in reversed(list(columns.values())):  # consumers before their inputs
-        need = needs.get(column.name, 0)
-        if column.layer == 0:
-            continue
-        for name, shift in references_with_shift(column.expression, grain, retail=retail):
-            wanted = None if need is None or shift is None else need + shift
-            needs[name] = _combine([needs.get(name, 0), wanted])
-    for name, scan in members.items():
-        scan.lookback = _combine([scan.lookback, needs.get(name, 0)])
-
-
 def _combine(looks: Iterable[int | None]) -> int | None:
     total = 0
     for look in looks:
@@ -442,7 +422,7 @@ def _scan_for(
     all_history: bool = False,
 ) -> Scan:
     """The scan a source KPI reads: shared by every KPI on the same table and time column
-    (and the same need for all history, see :func:`_all_history_inputs`)."""
+    (and the same need for all history, see :func:`_input_needs`)."""
     if kpi.conversion is not None:  # a funnel step reads a derived table (SPEC §13.5)
         from kpiengine.plan.conversion import conversion_scan
 
