@@ -6,7 +6,8 @@ dataset written as Parquet (``kpiengine.sample.write_sample`` to ``files:///…`
 
 - ``local``: ``spark://local[2]`` (driver and executors in one JVM);
 - ``cluster``: a standalone master and one worker started here from pyspark's own package
-  on loopback (as tests/test_spark_cluster.py does), stopped at the end whatever happens.
+  on loopback (``kpiengine_spark.standalone``, as tests/test_spark_cluster.py uses it),
+  stopped at the end whatever happens.
 
 Each way runs in its own driver process (a process holds one Spark context), over one
 connection: a warm-up run of the catalog statement (the JVM's first query), one query per
@@ -23,19 +24,15 @@ Usage: python bench/spark_speed.py [ROWS] [--modes local,cluster] [--repeat N] [
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -45,11 +42,9 @@ os.environ["KPI_CACHE"] = "0"
 
 ROOT = Path(__file__).resolve().parent.parent
 START, END = "2025-01-01", "2026-01-01"
-LOOPBACK = "127.0.0.1"
 RELATIVE = 1e-9
 #: bounds of every wait (seconds)
 START_TIMEOUT = 120.0  # master up and the worker registered
-STOP_TIMEOUT = 15.0  # SIGTERM → exit, before SIGKILL
 #: the worker: both cores of the machine, as local[2] has
 WORKER_CORES = 2
 #: the heap of the JVM that runs the tasks (local: the driver; cluster: the executor);
@@ -89,136 +84,6 @@ def spark_missing() -> str | None:
 def load() -> float:
     """The 1-minute load average (two cores: 2.0 is a busy machine)."""
     return os.getloadavg()[0]
-
-
-# -- the cluster ------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((LOOPBACK, 0))
-        return int(probe.getsockname()[1])
-
-
-def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:
-    """Signal the process group ``process`` leads (started with start_new_session)."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, sig)
-
-
-@dataclass
-class Cluster:
-    """A standalone master and worker on loopback, each in its own process group."""
-
-    port: int
-    webui_port: int
-    logs: Path
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
-
-    @property
-    def master(self) -> str:
-        return f"{LOOPBACK}:{self.port}"
-
-    def state(self) -> dict[str, Any]:
-        url = f"http://{LOOPBACK}:{self.webui_port}/json/"
-        with urllib.request.urlopen(url, timeout=3) as response:
-            return dict(json.load(response))
-
-    def log_tail(self, lines: int = 15) -> str:
-        parts = []
-        for path in sorted(self.logs.glob("*.log")):
-            text = path.read_text(errors="replace").splitlines()[-lines:]
-            parts.append(f"--- {path.name}\n" + "\n".join(text))
-        return "\n".join(parts)
-
-    def stop(self) -> None:
-        """SIGTERM each group (the worker's holds its executor), SIGKILL after
-        STOP_TIMEOUT."""
-        for process in self.processes:
-            _signal_group(process, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT
-        for process in self.processes:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        for process in self.processes:
-            _signal_group(process, signal.SIGKILL)
-            process.wait(timeout=STOP_TIMEOUT)
-        self.processes = []
-
-
-def start_cluster(folder: Path, memory: str) -> Cluster:
-    """Master and worker from the installed pyspark (the driver's very Spark version);
-    returns once the worker has registered, else stops both and raises RuntimeError."""
-    import pyspark
-
-    home = Path(pyspark.__file__).resolve().parent
-    spark_class = home / "bin" / "spark-class"
-    logs, work = folder / "logs", folder / "work"
-    logs.mkdir(parents=True, exist_ok=True)
-    work.mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
-        "SPARK_HOME": str(home),
-        "SPARK_LOCAL_IP": LOOPBACK,  # the web UIs bind 0.0.0.0 without it
-        "SPARK_DAEMON_MEMORY": "256m",
-        "SPARK_LOCAL_DIRS": str(folder / "local"),
-    }
-    env.pop("SPARK_CONF_DIR", None)
-    cluster = Cluster(free_port(), free_port(), logs)
-    commands = {
-        "master": [
-            "org.apache.spark.deploy.master.Master",
-            *("--host", LOOPBACK, "--port", str(cluster.port)),
-            *("--webui-port", str(cluster.webui_port)),
-        ],
-        "worker": [
-            "org.apache.spark.deploy.worker.Worker",
-            f"spark://{cluster.master}",
-            *("--host", LOOPBACK, "--webui-port", str(free_port())),
-            *("--cores", str(WORKER_CORES), "--memory", memory),
-            *("--work-dir", str(work)),
-        ],
-    }
-    try:
-        for name, arguments in commands.items():
-            with open(logs / f"{name}.log", "wb") as log:
-                cluster.processes.append(
-                    subprocess.Popen(
-                        [str(spark_class), *arguments],
-                        stdin=subprocess.DEVNULL,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        env=env,
-                        cwd=folder,
-                        start_new_session=True,
-                    )
-                )
-        _wait_for_worker(cluster)
-    except BaseException:
-        cluster.stop()
-        raise
-    return cluster
-
-
-def _wait_for_worker(cluster: Cluster) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    last = "no answer from the master yet"
-    while time.monotonic() < deadline:
-        for process in cluster.processes:
-            if process.poll() is not None:
-                raise RuntimeError(
-                    f"a Spark daemon exited with code {process.returncode}:\n{cluster.log_tail()}"
-                )
-        try:
-            state = cluster.state()
-        except OSError as error:
-            last = f"master status: {error}"
-        else:
-            if state.get("status") == "ALIVE" and state.get("aliveworkers", 0) >= 1:
-                return
-            last = f"master {state.get('status')}, {state.get('aliveworkers', 0)} worker(s)"
-        time.sleep(0.5)
-    raise RuntimeError(f"no worker within {START_TIMEOUT:.0f} s ({last}):\n{cluster.log_tail()}")
 
 
 # -- the driver process -----------------------------------------------------------------
@@ -311,6 +176,8 @@ def differences(got: dict[Any, Any], expected: dict[Any, Any]) -> list[str]:
 def run_driver(url: str, repeat: int, timeout: float, output: Path) -> dict[str, Any]:
     """This script with ``--driver`` in its own process group, killed (with its JVM)
     after ``timeout`` or when it ends."""
+    from kpiengine_spark import standalone
+
     command = [sys.executable, __file__, "--driver", url, "--output", str(output)]
     command += ["--repeat", str(repeat)]
     process = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.DEVNULL, start_new_session=True)
@@ -319,8 +186,8 @@ def run_driver(url: str, repeat: int, timeout: float, output: Path) -> dict[str,
     except subprocess.TimeoutExpired:
         raise SystemExit(f"the driver did not finish within {timeout:.0f} s") from None
     finally:
-        _signal_group(process, signal.SIGKILL)  # the driver's JVM, should it linger
-        process.wait(timeout=STOP_TIMEOUT)
+        standalone.signal_group(process, signal.SIGKILL)  # the driver's JVM, should it linger
+        process.wait(timeout=standalone.STOP_TIMEOUT)
     if process.returncode != 0:
         raise SystemExit(f"the driver failed (exit code {process.returncode})")
     return dict(json.loads(output.read_text()))
@@ -333,12 +200,14 @@ def run_mode(
     mode: str, tables: Path, memory: str, repeat: int, timeout: float, scratch: Path
 ) -> dict[str, Any]:
     """One way of running Spark; the cluster, if any, is stopped before returning."""
+    from kpiengine_spark import standalone
+
     output = scratch / f"{mode}.json"
     if mode == "local":
         url = f"spark://local[2]?tables={quote(str(tables))}&spark.driver.memory={memory}"
         return run_driver(url, repeat, timeout, output)
     began = time.perf_counter()
-    cluster = start_cluster(scratch / "cluster", memory)
+    cluster = standalone.start_cluster(scratch / "cluster", WORKER_CORES, memory, START_TIMEOUT)
     try:
         print(f"cluster up in {time.perf_counter() - began:.1f} s (spark://{cluster.master})")
         url = (

@@ -2,8 +2,9 @@
 
 A standalone master and one worker (1 core, 1 GB) are started on loopback from the
 installed pyspark (``bin/spark-class`` of its package folder, so the cluster runs exactly
-the driver's Spark version), once per test session, and killed at the end whatever
-happens. The catalog is run by a separate driver process, as ``kpi run`` would be:
+the driver's Spark version: ``kpiengine_spark.standalone``), once per test session,
+and killed at the end whatever happens. The catalog is run by a separate driver
+process, as ``kpi run`` would be:
 
 - a process holds one Spark context, and the other Spark tests keep a ``local[2]`` one
   in the pytest process;
@@ -26,17 +27,13 @@ A cluster that cannot start skips the test with the reason, or fails it on CI
 from __future__ import annotations
 
 import atexit
-import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -51,78 +48,20 @@ from tests.test_engines import (
     differences,
 )
 
-LOOPBACK = "127.0.0.1"
-#: bounds of every wait (seconds)
-START_TIMEOUT = 90.0  # master up and the worker registered
+standalone: Any
+try:  # the cluster itself (start, stop, bounded waits) is the plugin's
+    from kpiengine_spark import standalone
+except ImportError:  # no plugin: require() below skips the tests (fails them on CI)
+    standalone = None
+
+#: bounds of the driver's run (seconds); starting and stopping the cluster are bounded by
+#: kpiengine_spark.standalone
 DRIVER_TIMEOUT = 300.0  # the catalog run by the driver process, all cases
-STOP_TIMEOUT = 15.0  # SIGTERM → exit, before SIGKILL
 #: what the catalog is run at on the cluster (the rows and seed of test_engines.py)
 CASES: tuple[tuple[str, str | None], ...] = (("month", None), ("month", "region"))
 
 
 # -- the cluster ------------------------------------------------------------------------
-
-
-def spark_home() -> Path:
-    """The installed pyspark's folder: it holds bin/spark-class and jars/ (a pip install
-    is a complete Spark), the same version as the driver's."""
-    import pyspark
-
-    return Path(pyspark.__file__).resolve().parent
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((LOOPBACK, 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass
-class Cluster:
-    """A running standalone master and worker, each in its own process group."""
-
-    port: int
-    webui_port: int
-    logs: Path
-    processes: list[subprocess.Popen[bytes]]
-
-    @property
-    def master(self) -> str:
-        """The part after ``spark://`` of a kpiengine URL (and of Spark's master URL)."""
-        return f"{LOOPBACK}:{self.port}"
-
-    def state(self) -> dict[str, Any]:
-        """The master's status page as JSON (workers, applications)."""
-        url = f"http://{LOOPBACK}:{self.webui_port}/json/"
-        with urllib.request.urlopen(url, timeout=3) as response:
-            return json.load(response)
-
-    def log_tail(self, lines: int = 15) -> str:
-        parts = []
-        for path in sorted(self.logs.glob("*.log")):
-            text = path.read_text(errors="replace").splitlines()[-lines:]
-            parts.append(f"--- {path.name}\n" + "\n".join(text))
-        return "\n".join(parts)
-
-    def stop(self) -> None:
-        """SIGTERM to each process group (the worker's holds its executors), then SIGKILL
-        after STOP_TIMEOUT; returns when every process of the groups is gone."""
-        for process in self.processes:
-            _signal_group(process, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT
-        for process in self.processes:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        for process in self.processes:
-            _signal_group(process, signal.SIGKILL)
-            process.wait(timeout=STOP_TIMEOUT)
-        self.processes = []
-
-
-def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:
-    """Signal the process group that ``process`` leads (started with start_new_session)."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, sig)
 
 
 def live_members(pgid: int) -> list[int]:
@@ -146,93 +85,16 @@ def live_members(pgid: int) -> list[int]:
     return found
 
 
-def start_cluster(folder: Path) -> Cluster:
-    """Master and worker on loopback; returns once the worker has registered, or raises
-    RuntimeError (with the daemons' log tails) after START_TIMEOUT."""
-    home = spark_home()
-    spark_class = home / "bin" / "spark-class"
-    if not spark_class.is_file():
-        raise RuntimeError(f"{spark_class} is missing: pyspark's install has no launcher")
-    logs = folder / "logs"
-    work = folder / "work"  # the executors' folders; Spark's default is SPARK_HOME/work
-    logs.mkdir(parents=True, exist_ok=True)
-    work.mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
-        "SPARK_HOME": str(home),
-        "SPARK_LOCAL_IP": LOOPBACK,  # the web UIs bind 0.0.0.0 without it
-        "SPARK_DAEMON_MEMORY": "256m",
-        "SPARK_LOCAL_DIRS": str(folder / "local"),
-    }
-    env.pop("SPARK_CONF_DIR", None)
-    cluster = Cluster(free_port(), free_port(), logs, [])
-    commands = {
-        "master": [
-            "org.apache.spark.deploy.master.Master",
-            *("--host", LOOPBACK, "--port", str(cluster.port)),
-            *("--webui-port", str(cluster.webui_port)),
-        ],
-        "worker": [
-            "org.apache.spark.deploy.worker.Worker",
-            f"spark://{cluster.master}",
-            *("--host", LOOPBACK, "--webui-port", str(free_port())),
-            *("--cores", "1", "--memory", "1g", "--work-dir", str(work)),
-        ],
-    }
-    try:
-        for name, arguments in commands.items():
-            with open(logs / f"{name}.log", "wb") as log:
-                cluster.processes.append(
-                    subprocess.Popen(
-                        [str(spark_class), *arguments],
-                        stdin=subprocess.DEVNULL,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        env=env,
-                        cwd=folder,
-                        start_new_session=True,
-                    )
-                )
-        _wait_for_worker(cluster)
-    except BaseException:
-        cluster.stop()
-        raise
-    return cluster
-
-
-def _wait_for_worker(cluster: Cluster) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    last = "no answer from the master yet"
-    while time.monotonic() < deadline:
-        for process in cluster.processes:
-            if process.poll() is not None:
-                raise RuntimeError(
-                    f"a Spark daemon exited with code {process.returncode}:\n{cluster.log_tail()}"
-                )
-        try:
-            state = cluster.state()
-        except OSError as error:
-            last = f"master status: {error}"
-        else:
-            if state.get("status") == "ALIVE" and state.get("aliveworkers", 0) >= 1:
-                return
-            last = f"master {state.get('status')}, {state.get('aliveworkers', 0)} worker(s)"
-        time.sleep(0.5)
-    raise RuntimeError(
-        f"the worker did not register within {START_TIMEOUT:.0f} s ({last}):\n{cluster.log_tail()}"
-    )
-
-
 @pytest.fixture(scope="session")
-def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A standalone master and one worker for the session; stopped whatever happens
     (teardown, and at exit should the teardown never run)."""
     require(ENGINES["spark"])  # pyspark, the plugin and Java, else skip (fail on CI)
     folder = tmp_path_factory.mktemp("spark_cluster")
     try:
-        cluster = start_cluster(folder)
+        cluster = standalone.start_cluster(folder)
     except (RuntimeError, OSError) as error:
-        message = f"cannot start a Spark standalone cluster on {LOOPBACK}: {error}"
+        message = f"cannot start a Spark standalone cluster on {standalone.LOOPBACK}: {error}"
         if on_ci():
             pytest.fail(f"{message} (required on CI: CI=true)", pytrace=False)
         pytest.skip(message)
@@ -243,7 +105,7 @@ def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]
     finally:
         cluster.stop()
         atexit.unregister(cluster.stop)
-        deadline = time.monotonic() + STOP_TIMEOUT
+        deadline = time.monotonic() + standalone.STOP_TIMEOUT
         left = [pid for group in groups for pid in live_members(group)]
         while left and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -296,15 +158,15 @@ def run_driver(urls: list[str], cases: list[list[Any]], output: Path) -> dict[st
     try:
         out, _ = process.communicate(timeout=DRIVER_TIMEOUT)
     except subprocess.TimeoutExpired:
-        _signal_group(process, signal.SIGKILL)
-        out, _ = process.communicate(timeout=STOP_TIMEOUT)
+        standalone.signal_group(process, signal.SIGKILL)
+        out, _ = process.communicate(timeout=standalone.STOP_TIMEOUT)
         pytest.fail(
             f"the driver did not finish within {DRIVER_TIMEOUT:.0f} s:\n"
             + out.decode(errors="replace")[-3000:],
             pytrace=False,
         )
     finally:
-        _signal_group(process, signal.SIGKILL)  # the driver's JVM, should it linger
+        standalone.signal_group(process, signal.SIGKILL)  # the driver's JVM, should it linger
     assert process.returncode == 0, out.decode(errors="replace")[-3000:]
     return json.loads(output.read_text())
 
@@ -343,7 +205,7 @@ def test_catalog_on_a_standalone_cluster_equals_duckdb(spark_cluster, sample, tm
     # the work ran on the worker: an executor besides the driver, an application the
     # master knows
     assert got["executors"] == 1
-    assert got["driver_host"] == LOOPBACK  # set by the connector for a loopback master
+    assert got["driver_host"] == standalone.LOOPBACK  # set by the connector for a loopback master
     state = spark_cluster.state()
     apps = state.get("activeapps", []) + state.get("completedapps", [])
     assert [app["name"] for app in apps] == ["kpiengine"], apps
