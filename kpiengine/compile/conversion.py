@@ -23,6 +23,18 @@ scan around it then reads ``t`` like a table: its time range, filters, joins and
 are the ordinary ones. One window pass over the two tables: it runs on every engine that
 has window functions (all of kpiengine's), in the same one statement.
 
+Where the engine runs a correlated ``EXISTS`` as a hash join
+(:meth:`DialectRules.runs_exists_as_join`: DuckDB), the derived table asks it directly::
+
+    (SELECT <base columns>,
+            CASE WHEN EXISTS (SELECT 1 FROM <event table> AS t LEFT JOIN ..
+                              WHERE t.entity = kpi__base.entity AND at >= base at
+                                [AND at <= base at + within] AND <event bounds, filter>)
+                 THEN 1 ELSE 0 END AS kpi__converted
+     FROM <base table> AS kpi__base WHERE <base time in the scan's range>) AS t
+
+Same rows, same flags (a null entity matches no event in either form).
+
 Times are compared exactly: a date side meeting a timestamp side is cast to a timestamp.
 SQLite stores times as ISO text, so there both sides are normalized to
 ``YYYY-MM-DD HH:MM:SS.SSS`` (``strftime``), whose text order is time order, and the
@@ -47,6 +59,7 @@ if TYPE_CHECKING:
     from kpiengine.plan.planner import Plan, Scan
 
 _ALIAS = "t"  # each inner SELECT reads its own table as t (its own scope)
+_BASE = "kpi__base"  # the base table under an EXISTS, whose subquery reads events as t
 _ENTITY, _AT, _DEADLINE, _KIND, _NEXT = (
     "kpi__entity",
     "kpi__at",
@@ -95,6 +108,8 @@ class _Derived:
         self.mixed = self.base_type != self.event_type
 
     def build(self) -> exp.Select:
+        if self.rules.runs_exists_as_join():
+            return self._by_exists()
         marked = self._marked()
         kept = self.kept
         converted: exp.Expression = _not_null(exp.column(_NEXT))
@@ -143,6 +158,31 @@ class _Derived:
             events.subquery("kpi__events", copy=False), copy=False
         )
 
+    def _by_exists(self) -> exp.Select:
+        """Each base row with a flag: does an event of its entity fall in its window?"""
+        time = column_ref(self.base_time, _BASE)
+        at = self._at(time, self.base_type)
+        event_time = column_ref(self.event_time, _ALIAS)
+        event_at = self._at(event_time, self.event_type)
+        entity = column_ref(self.conversion.event.entity, _ALIAS)
+        matches: list[exp.Expression] = [
+            exp.EQ(this=entity, expression=column_ref(self.conversion.base.entity, _BASE)),
+            exp.GTE(this=event_at, expression=at.copy()),
+        ]
+        if self.conversion.within_days is not None:
+            deadline = self._plus_days(time, self.conversion.within_days)
+            matches.append(exp.LTE(this=event_at.copy(), expression=deadline))
+        events = self._event_query(exp.select(exp.Literal.number(1)), event_time, matches)
+        flag = exp.Case(
+            ifs=[exp.If(this=exp.Exists(this=events), true=exp.Literal.number(1))],
+            default=exp.Literal.number(0),
+        )
+        query = exp.select(
+            *(column_ref(c, _BASE) for c in self.kept), exp.alias_(flag, CONVERTED)
+        ).from_(table_ref(self.base.table, _BASE), copy=False)
+        conditions = [_not_null(time), *self._bounds(time, self.base_type, ahead=0)]
+        return query.where(exp.and_(*conditions, copy=False), copy=False)
+
     def _base_rows(self) -> exp.Select:
         kept = self.kept
         time = column_ref(self.base_time, _ALIAS)
@@ -171,14 +211,21 @@ class _Derived:
             exp.alias_(exp.Null(), _DEADLINE),
             exp.alias_(exp.Literal.number(1), _KIND),
         )
+        return self._event_query(query, time, [_not_null(entity), _not_null(time)])
+
+    def _event_query(
+        self, query: exp.Select, time: exp.Expression, conditions: list[exp.Expression]
+    ) -> exp.Select:
+        """``query`` over the event table (and the joins its filter needs), keeping the
+        events that can convert a base row of the range and pass the event filter."""
         side = self.conversion.event
         tree = side.filter.tree if side.filter is not None else None
         query = _with_joins(query, self.plan.project, self.event, tree)
-        conditions: list[exp.Expression] = [_not_null(entity), _not_null(time)]
         ahead = self.conversion.within_days
-        conditions.extend(
-            self._bounds(time, self.event_type, ahead=ahead, lower_only=ahead is None)
-        )
+        conditions = [
+            *conditions,
+            *self._bounds(time, self.event_type, ahead=ahead, lower_only=ahead is None),
+        ]
         if tree is not None:
             conditions.append(exp.Paren(this=self._compile_filter(tree)))
         return query.where(exp.and_(*conditions, copy=False), copy=False)

@@ -6,51 +6,31 @@ WITH s0 AS (
     COUNT(CASE WHEN t.kpi__converted = 1 THEN 1 END) AS s0_m1
   FROM (
     SELECT
-      kpi__marked.region,
-      kpi__marked.created_at,
-      CASE WHEN NOT kpi__next IS NULL AND kpi__next <= kpi__deadline THEN 1 ELSE 0 END AS kpi__converted
-    FROM (
-      SELECT
-        *,
-        MIN(CASE WHEN kpi__kind = 1 THEN kpi__at END) OVER (
-          PARTITION BY kpi__entity
-          ORDER BY kpi__at, kpi__kind
-          ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING
-        ) AS kpi__next
-      FROM (
-        SELECT
-          t.region,
-          t.created_at,
-          t.account_id AS kpi__entity,
-          t.created_at AS kpi__at,
-          t.created_at + INTERVAL 90 DAY AS kpi__deadline,
-          0 AS kpi__kind
-        FROM opportunities AS t
-        WHERE
-          NOT t.created_at IS NULL
-          AND t.created_at >= CAST('2024-01-01 00:00:00' AS TIMESTAMP)
-          AND t.created_at < CAST('2024-04-01 00:00:00' AS TIMESTAMP)
-        UNION ALL
-        SELECT
-          NULL AS region,
-          NULL AS created_at,
-          t.account_id AS kpi__entity,
-          t.closed_at AS kpi__at,
-          NULL AS kpi__deadline,
-          1 AS kpi__kind
-        FROM opportunities AS t
-        WHERE
-          NOT t.account_id IS NULL
-          AND NOT t.closed_at IS NULL
-          AND t.closed_at >= CAST('2024-01-01 00:00:00' AS TIMESTAMP)
-          AND t.closed_at < CAST('2024-06-30 00:00:00' AS TIMESTAMP)
-          AND (
-            t.stage = 'won'
-          )
-      ) AS kpi__events
-    ) AS kpi__marked
+      kpi__base.region,
+      kpi__base.created_at,
+      CASE
+        WHEN EXISTS(
+          SELECT
+            1
+          FROM opportunities AS t
+          WHERE
+            t.account_id = kpi__base.account_id
+            AND t.closed_at >= kpi__base.created_at
+            AND t.closed_at <= kpi__base.created_at + INTERVAL 90 DAY
+            AND t.closed_at >= CAST('2024-01-01 00:00:00' AS TIMESTAMP)
+            AND t.closed_at < CAST('2024-06-30 00:00:00' AS TIMESTAMP)
+            AND (
+              t.stage = 'won'
+            )
+        )
+        THEN 1
+        ELSE 0
+      END AS kpi__converted
+    FROM opportunities AS kpi__base
     WHERE
-      kpi__kind = 0
+      NOT kpi__base.created_at IS NULL
+      AND kpi__base.created_at >= CAST('2024-01-01 00:00:00' AS TIMESTAMP)
+      AND kpi__base.created_at < CAST('2024-04-01 00:00:00' AS TIMESTAMP)
   ) AS t
   WHERE
     t.created_at >= CAST('2024-01-01 00:00:00' AS TIMESTAMP)
