@@ -37,12 +37,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from kpiengine.testing.compare import differences
+
 #: what is timed here is Spark running statements, not kpiengine's cache of compiled SQL
 os.environ["KPI_CACHE"] = "0"
 
 ROOT = Path(__file__).resolve().parent.parent
 START, END = "2025-01-01", "2026-01-01"
-RELATIVE = 1e-9
 #: bounds of every wait (seconds)
 START_TIMEOUT = 120.0  # master up and the worker registered
 #: the worker: both cores of the machine, as local[2] has
@@ -154,23 +155,6 @@ def _values(result: Any) -> dict[tuple[str, ...], Any]:
             raise SystemExit(f"duplicate row {key}")
         values[key] = row.value
     return values
-
-
-def same_value(got: Any, expected: Any) -> bool:
-    if got is None or expected is None:
-        return got is None and expected is None
-    if isinstance(got, bool | str) or isinstance(expected, bool | str):
-        return bool(got == expected)
-    return math.isclose(got, expected, rel_tol=RELATIVE, abs_tol=1e-12)
-
-
-def differences(got: dict[Any, Any], expected: dict[Any, Any]) -> list[str]:
-    problems = [f"missing row {k}" for k in expected.keys() - got.keys()]
-    problems += [f"extra row {k}" for k in got.keys() - expected.keys()]
-    for key in expected.keys() & got.keys():
-        if not same_value(got[key], expected[key]):
-            problems.append(f"{key}: {got[key]!r} != {expected[key]!r}")
-    return sorted(problems)
 
 
 def run_driver(url: str, repeat: int, timeout: float, output: Path) -> dict[str, Any]:

@@ -11,7 +11,6 @@ PostgreSQL and Spark in the slow suite (tests/engines.py).
 from __future__ import annotations
 
 import datetime as dt
-import math
 import random
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import pytest
 import kpiengine
 from kpiengine.api import load_and_check
 from kpiengine.errors import DefinitionError
+from kpiengine.testing.compare import same_value
 from kpiengine.testing.dataset import write_files
 from tests.engines import ENGINES, arrow_tables, engine_params, require
 
@@ -247,12 +247,6 @@ def expected(kpi: str, dim: str = "region") -> dict[tuple[dt.date, Any], float |
     raise AssertionError(kpi)
 
 
-def _same(got: float | None, want: float | None) -> bool:
-    if got is None or want is None:
-        return got is None and want is None
-    return math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-9)
-
-
 def _rows(result, dim: str) -> dict[str, dict[tuple[dt.date, Any], float | None]]:
     found: dict[str, dict[tuple[dt.date, Any], float | None]] = {}
     for row in result.rows:
@@ -264,7 +258,7 @@ def _rows(result, dim: str) -> dict[str, dict[tuple[dt.date, Any], float | None]
 
 def _assert_matches(got: dict, want: dict) -> None:
     assert sorted(got, key=repr) == sorted(want, key=repr)
-    wrong = {k: (got[k], want[k]) for k in want if not _same(got[k], want[k])}
+    wrong = {k: (got[k], want[k]) for k in want if not same_value(got[k], want[k])}
     assert not wrong, wrong
     assert any(v not in (None, 0) for v in want.values())
 
@@ -332,7 +326,7 @@ def test_derived_kpi_over_two_sources_by_the_conformed_region(connected):
     assert shared <= set(got) <= set(bookings) | set(mrr)
     for key in got:
         want = _ratio(bookings.get(key), mrr.get(key))
-        assert _same(got[key], want), (key, got[key], want)
+        assert same_value(got[key], want), (key, got[key], want)
     assert any(got[k] is not None for k in shared)
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from kpiengine.testing.compare import differences
 from tests.engines import ENGINES, arrow_tables, engine_params, require
 
 FILES = {
@@ -269,16 +270,7 @@ def _got(result: Any, kpi: str, by_region: bool = False) -> dict:
 
 
 def _same(got: dict, want: dict) -> list[str]:
-    problems = []
-    for key in sorted(set(got) | set(want), key=str):
-        g, w = got.get(key, "missing"), want.get(key, "missing")
-        if w is None or g is None or isinstance(w, str) or isinstance(g, str):
-            ok = g == w
-        else:
-            ok = math.isclose(float(g), float(w), rel_tol=1e-12)
-        if not ok:
-            problems.append(f"{key}: got {g!r}, expected {w!r}")
-    return problems
+    return differences(got, want, rel_tol=1e-12)
 
 
 def test_reference_covers_the_cases() -> None:

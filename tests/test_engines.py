@@ -15,7 +15,6 @@ conftest.py does not already cover (PostgreSQL, Spark).
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ import pytest
 
 import kpiengine
 from kpiengine.errors import DefinitionError
+from kpiengine.testing import compare
 from tests import test_semantics
 from tests.conftest import ACCOUNTS, OPPORTUNITIES, SALES_FILES, SPEND, write_files
 from tests.engines import ENGINES, ROOT, arrow_tables, engine_params, require, sample_tables
@@ -31,7 +31,6 @@ SAMPLE_ROWS = 2000
 SAMPLE_SEED = 20240917
 RANGE = {"start": "2025-01-01", "end": "2026-01-01"}
 REFERENCE = "duckdb"
-RELATIVE = 1e-9
 OUTPUT_NAME = "engine_equivalence.json"
 
 _compared: dict[str, int] = {}
@@ -143,21 +142,8 @@ def run_catalog(
     return values
 
 
-def same_value(got: Any, expected: Any) -> bool:
-    if got is None or expected is None:
-        return got is None and expected is None
-    if isinstance(got, bool) or isinstance(expected, bool):
-        return got == expected
-    return math.isclose(got, expected, rel_tol=RELATIVE, abs_tol=1e-12)
-
-
 def differences(got: dict, expected: dict) -> list[str]:
-    problems = [f"missing row {k}" for k in expected.keys() - got.keys()]
-    problems += [f"extra row {k}" for k in got.keys() - expected.keys()]
-    for key in expected.keys() & got.keys():
-        if not same_value(got[key], expected[key]):
-            problems.append(f"{key}: {got[key]!r} != {REFERENCE} {expected[key]!r}")
-    return sorted(problems)
+    return compare.differences(got, expected, reference=REFERENCE)
 
 
 def type_differences(got: dict, expected: dict) -> dict[str, str]:

@@ -28,6 +28,7 @@ import pytest
 
 import kpiengine
 from kpiengine.errors import DefinitionError
+from kpiengine.testing.compare import same_value
 from kpiengine.testing.dataset import write_files
 from kpiengine.testing.probes import (
     PERCENTILE_PROBES,
@@ -38,7 +39,7 @@ from kpiengine.testing.probes import (
     run_probes,
 )
 from tests.engines import ENGINES, engine_params, require
-from tests.test_engines import differences, same_value
+from tests.test_engines import differences
 
 _compared: dict[str, int] = {}
 

@@ -8,24 +8,16 @@ harness (or a plain script) can use the kit.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kpiengine.testing.cases import CASES, Case
+from kpiengine.testing.compare import same_value
 from kpiengine.testing.dataset import DATASET, write_project
 
 # -- the numbers --------------------------------------------------------------------------
-
-REL_TOL = 1e-9
-
-
-def _same(got: Any, want: Any) -> bool:
-    if got is None or want is None:
-        return got is None and want is None
-    return math.isclose(float(got), float(want), rel_tol=REL_TOL, abs_tol=1e-12)
 
 
 def case_problems(project: Any, connection: Any, case: Case) -> list[str]:
@@ -48,7 +40,7 @@ def case_problems(project: Any, connection: Any, case: Case) -> list[str]:
     for key, value in want.items():
         if key not in got:
             problems.append(f"missing row {_key_text(key)} (expected {value!r})")
-        elif not _same(got[key], value):
+        elif not same_value(got[key], value):
             problems.append(f"{_key_text(key)}: got {got[key]!r}, expected {value!r}")
     problems.extend(f"unexpected row {_key_text(k)} = {got[k]!r}" for k in got if k not in want)
     if problems:
