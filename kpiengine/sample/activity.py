@@ -16,7 +16,6 @@ from kpiengine.sample.calendar import (
     spread_over_months,
 )
 from kpiengine.sample.columns import Batches, Col, codes, emit, ids, refs
-from kpiengine.sample.draws import stream
 from kpiengine.sample.people import employed_months
 from kpiengine.sample.sales import INTERNAL
 from kpiengine.sample.tables import (
@@ -40,11 +39,11 @@ TARGET_ATTAINMENT = 0.58  # median monthly quota attainment (Xactly, SPEC seed 0
 def activities(w: World) -> Batches:
     opp, leads = w.opportunities, w.leads
     n = len(opp)
-    counts = 1 + stream(w.seed, "activities").poisson(_DEAL_ACTIVITIES[opp.segment])
+    counts = 1 + w.stream("activities").poisson(_DEAL_ACTIVITIES[opp.segment])
     counts += opp.stage == 1
     first_id = 1
     for part, start in enumerate(range(0, n, _CHUNK), start=1):
-        rng = stream(w.seed, "activities", part)
+        rng = w.stream("activities", part)
         chunk = np.arange(start, min(start + _CHUNK, n))
         deal = np.repeat(chunk, counts[chunk])
         created = opp.created[deal]
@@ -99,10 +98,8 @@ def _rep_months(w: World) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
     Quotas are set per rep and year so that the median month is attained at about
     :data:`TARGET_ATTAINMENT`; a few reps and months beat them, most do not.
     """
-    opp, people = w.opportunities, w.people
-    won = opp.stage == 1
-    key = opp.rep[won] * MONTHS + month_of_day(opp.closed[won] // DAY)
-    won_amount = np.bincount(key, weights=opp.amount[won], minlength=people.reps * MONTHS)
+    people = w.people
+    won_amount = w.totals.won if w.totals is not None else won_by_rep_month(w)
     employee = people.rep_employee
     rep, month = employed_months(people.hire_day[employee], people.end_day[employee])
     order = np.lexsort((rep, month))  # month by month, reps in order
@@ -119,9 +116,18 @@ def _rep_months(w: World) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
     typical = np.where(typical > 0, typical, np.median(typical[typical > 0]))
     level = np.zeros(int(group.max()) + 1)
     level[unique] = typical
-    noise = stream(w.seed, "quotas").lognormal(0.0, 0.08, len(level))
+    noise = w.stream("quotas").lognormal(0.0, 0.08, len(level))
     quota = np.maximum(np.round(level[group] * noise[group] / TARGET_ATTAINMENT, -3), 1000.0)
     return rep, month, actual, quota
+
+
+def won_by_rep_month(w: World) -> np.ndarray:
+    """Amount won in the shard per ``rep * MONTHS + month`` (summed over the shards of a
+    big company before quotas are set)."""
+    opp = w.opportunities
+    won = opp.stage == 1
+    key = opp.rep[won] * MONTHS + month_of_day(opp.closed[won] // DAY)
+    return np.bincount(key, weights=opp.amount[won], minlength=w.people.reps * MONTHS)
 
 
 def quotas(w: World) -> Batches:
@@ -137,7 +143,7 @@ def quotas(w: World) -> Batches:
 
 def forecasts(w: World) -> Batches:
     rep, month, actual, quota = _rep_months(w)
-    rng = stream(w.seed, "forecasts")
+    rng = w.stream("forecasts")
     n = len(rep)
     guess = np.where(
         actual > 0, actual * rng.lognormal(0.05, 0.3, n), quota * rng.uniform(0.05, 0.3, n)
@@ -174,15 +180,18 @@ _DEPARTMENT_SHARE = {"marketing": 0.42, "sales": 0.46, "success": 0.12}
 SPEND_PER_PIPELINE = 0.15  # go-to-market spend per unit of pipeline created
 
 
-def marketing_spend(w: World) -> Batches:
-    """Spend follows the pipeline created in each month and region (a fixed share of it)."""
-    rng = stream(w.seed, "marketing_spend")
+def pipeline_by_month_region(w: World) -> np.ndarray:
+    """Amount of the shard's real deals created per ``month * 4 + region``."""
     opp = w.opportunities
     real = opp.region != INTERNAL  # test deals cost nothing
     month = month_of_day(opp.created[real] // DAY)
-    pipeline = np.bincount(
-        month * 4 + opp.region[real], weights=opp.amount[real], minlength=MONTHS * 4
-    )
+    return np.bincount(month * 4 + opp.region[real], weights=opp.amount[real], minlength=MONTHS * 4)
+
+
+def marketing_spend(w: World) -> Batches:
+    """Spend follows the pipeline created in each month and region (a fixed share of it)."""
+    rng = w.stream("marketing_spend")
+    pipeline = w.totals.pipeline if w.totals is not None else pipeline_by_month_region(w)
     budget = pipeline * SPEND_PER_PIPELINE * rng.lognormal(0.0, 0.05, len(pipeline))
 
     lines = len(_LINES)
@@ -215,7 +224,7 @@ _FORMAT_ENGAGEMENT = np.array([0.8, 1.0, 1.4, 1.1])
 
 
 def social_posts(w: World) -> Batches:
-    rng = stream(w.seed, "social_posts")
+    rng = w.stream("social_posts")
     n = max(200, w.rows // 20)
     posted = np.sort(random_times(rng, spread_over_months(rng, n, month_weights(0.03))))
     channel = rng.choice(len(SOCIAL_CHANNELS), n, p=_SOCIAL_WEIGHTS)

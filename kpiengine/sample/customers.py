@@ -18,7 +18,6 @@ from kpiengine.sample.calendar import (
     random_times,
 )
 from kpiengine.sample.columns import Batches, Col, codes, emit, ids, refs
-from kpiengine.sample.draws import stream
 from kpiengine.sample.subscriptions import BILLING_MONTHS, MonthState, mrr_months
 from kpiengine.sample.tables import (
     INVOICE_STATUSES,
@@ -34,7 +33,7 @@ from kpiengine.sample.world import World
 
 
 def _path(w: World) -> Iterator[MonthState]:
-    return mrr_months(w.subscriptions, w.opportunities, stream(w.seed, "mrr_snapshots"))
+    return mrr_months(w.subscriptions, w.opportunities, w.stream("mrr_snapshots"))
 
 
 def mrr_snapshots(w: World) -> Batches:
@@ -60,7 +59,7 @@ def invoices(w: World) -> Batches:
     """Each subscription is invoiced at the start of each billing period, on the day of the
     month it started; the first invoice also carries the deal's one-time fees."""
     subs = w.subscriptions
-    rng = stream(w.seed, "invoices")
+    rng = w.stream("invoices")
     start_month = subs.start_month
     day_of_month = subs.start_day - month_start_day(start_month)
     first_id = 1
@@ -117,7 +116,7 @@ _ENPS_CHANCE = 0.7  # an employee answers a quarterly pulse survey
 
 def nps_responses(w: World) -> Batches:
     """Customers answer now and then; employees answer a pulse survey every quarter."""
-    rng = stream(w.seed, "nps_responses")
+    rng = w.stream("nps_responses")
     subs, people = w.subscriptions, w.people
     first_id = 1
     churning = w.accounts.churn_day >= 0
@@ -133,7 +132,7 @@ def nps_responses(w: World) -> Batches:
             rng.choice(11, len(account), p=_CUSTOMER_SCORES),
         )
         employee = np.zeros(0, np.int64)
-        if state.month % 3 == 0:
+        if state.month % 3 == 0 and w.shard == 0:  # the staff answers once, not per shard
             staff = np.flatnonzero(people.active_in(state.month))
             employee = staff[rng.random(len(staff)) < _ENPS_CHANCE]
         score = np.r_[score, rng.choice(11, len(employee), p=_EMPLOYEE_SCORES)]
@@ -164,7 +163,7 @@ _EFFORT = np.array(
 
 
 def support_tickets(w: World) -> Batches:
-    rng = stream(w.seed, "support_tickets")
+    rng = w.stream("support_tickets")
     subs = w.subscriptions
     first_id = 1
     for state in _path(w):

@@ -7,13 +7,17 @@ import zlib
 import numpy as np
 
 
-def stream(seed: int, name: str, part: int = 0) -> np.random.Generator:
+def stream(seed: int, name: str, part: int = 0, shard: int = 0) -> np.random.Generator:
     """The random stream of one table (or one part of it) for a seed.
 
     Each table draws from its own stream, so changing how one table is generated leaves
     every other table as it was, and a table generated in parts gives the same parts.
+    Shard 0 (the whole company up to :data:`~kpiengine.sample.generate.SHARD_ROWS` deals)
+    keeps the streams the generator always had, so small datasets stay byte-identical;
+    every further shard of a big company draws from streams of its own.
     """
-    return np.random.default_rng([seed, zlib.crc32(name.encode()), part])
+    key = [seed, zlib.crc32(name.encode()), part]
+    return np.random.default_rng(key if shard == 0 else [*key, shard])
 
 
 def choose_rows(rng: np.random.Generator, table: np.ndarray, group: np.ndarray) -> np.ndarray:

@@ -3,7 +3,9 @@
 The reference tables (people, accounts, deals, leads, subscriptions) are built first as
 numpy arrays (:mod:`kpiengine.sample.world`); then each table is emitted in turn, in
 batches of at most 250 000 rows. The biggest tables (activities, snapshots, invoices,
-tickets) are generated part by part as they are emitted.
+tickets) are generated part by part as they are emitted. A company of more than
+:data:`SHARD_ROWS` deals is generated in shards (:mod:`kpiengine.sample.shards`), so that
+memory stays bounded whatever the size.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from kpiengine.sample import activity, customers
 from kpiengine.sample.columns import Batches, Col, codes, emit, ids, refs
 from kpiengine.sample.people import NAMES
 from kpiengine.sample.sales import ACCOUNT_NAMES, COUNTRY_CODES
+from kpiengine.sample.shards import generate_shards
 from kpiengine.sample.tables import (
     BILLING_PERIODS,
     CHURN_REASONS,
@@ -40,15 +43,26 @@ from kpiengine.sample.tables import (
 from kpiengine.sample.world import World, build_world
 
 MIN_ROWS = 100
+#: Most deals generated at once (≈ 0.9 GB of numpy arrays per million). Up to this size
+#: the company is one shard, generated exactly as it always was (byte-identical data);
+#: above it, in shards of at most this size, and the data of a seed differs.
+SHARD_ROWS = 1_000_000
+_MIN_SHARD_ROWS = 2 * MIN_ROWS
 
 
-def generate(rows: int = 100_000, seed: int = 42) -> Batches:
-    """Yield ``(table, batch)`` for every table of :data:`TABLES`, in that order.
+def generate(rows: int = 100_000, seed: int = 42, *, shard_rows: int | None = None) -> Batches:
+    """Yield ``(table, batch)`` for every table of :data:`TABLES`.
 
     ``rows`` is the number of opportunities; the other tables follow in proportion. The
-    same ``rows`` and ``seed`` always give the same data, byte for byte.
+    same ``rows`` and ``seed`` always give the same data, byte for byte. Up to
+    ``shard_rows`` (default :data:`SHARD_ROWS`) each table comes whole, in TABLES order;
+    above it the company comes shard by shard, each shard table in one run per shard
+    (order in :func:`kpiengine.sample.shards.generate_shards`). ``shard_rows`` other than
+    the default is for tests and benchmarks: it changes the data of bigger sizes.
     """
-    check_arguments(rows, seed)  # now, not at the first batch
+    shard_rows = check_arguments(rows, seed, shard_rows)  # now, not at the first batch
+    if rows > shard_rows:
+        return generate_shards(rows, seed, shard_rows, EMITTERS)
     return _generate(rows, seed)
 
 
@@ -58,12 +72,20 @@ def _generate(rows: int, seed: int) -> Batches:
         yield from EMITTERS[table](world)
 
 
-def check_arguments(rows: int, seed: int) -> None:
-    """Raise UsageError unless ``rows`` and ``seed`` can generate a dataset."""
+def check_arguments(rows: int, seed: int, shard_rows: int | None = None) -> int:
+    """Raise UsageError unless ``rows`` and ``seed`` can generate a dataset; return the
+    shard size to use."""
     if isinstance(rows, bool) or not isinstance(rows, int) or rows < MIN_ROWS:
         raise UsageError(f"rows must be an integer of at least {MIN_ROWS}, not {rows!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise UsageError(f"seed must be a non-negative integer, not {seed!r}")
+    if shard_rows is None:
+        return SHARD_ROWS
+    if isinstance(shard_rows, bool) or not isinstance(shard_rows, int):
+        raise UsageError(f"shard_rows must be an integer, not {shard_rows!r}")
+    if shard_rows < _MIN_SHARD_ROWS:
+        raise UsageError(f"shard_rows must be at least {_MIN_SHARD_ROWS}, not {shard_rows}")
+    return shard_rows
 
 
 def _accounts(w: World) -> Batches:

@@ -22,7 +22,19 @@ from kpiengine.sample.subscriptions import Subscriptions, build_subscriptions, p
 
 
 @dataclass
+class Totals:
+    """Company-wide sums over every shard, for the tables keyed by rep, month or region
+    (quotas, forecasts, marketing spend): each is generated once, from these."""
+
+    won: np.ndarray  # amount won per rep * MONTHS + month
+    pipeline: np.ndarray  # amount of real deals created per month * 4 + region
+
+
+@dataclass
 class World:
+    """One shard of the company: its own accounts, deals, leads and subscriptions (all
+    indexes 0-based inside the shard), and the company's people, shared by every shard."""
+
     rows: int
     seed: int
     people: People
@@ -30,20 +42,31 @@ class World:
     opportunities: Opportunities
     leads: Leads
     subscriptions: Subscriptions
+    shard: int = 0  # 0 for the first (or only) shard: it also speaks for the company
+    totals: Totals | None = None  # set for the company-wide tables of a sharded company
+
+    def stream(self, name: str, part: int = 0) -> np.random.Generator:
+        """The random stream of ``name`` (and ``part``) for this shard."""
+        return stream(self.seed, name, part, self.shard)
 
 
-def build_world(rows: int, seed: int) -> World:
-    people = build_people(stream(seed, "reps"), rows)
-    accounts = build_accounts(stream(seed, "accounts"), rows)
-    opportunities = build_opportunities(stream(seed, "opportunities"), rows, accounts, people)
-    leads = build_leads(stream(seed, "leads"), rows, accounts, opportunities, people)
-    _created_before_first_touch(stream(seed, "accounts", 1), accounts, opportunities, leads)
-    plan = plan_subscriptions(stream(seed, "subscriptions"), accounts, opportunities)
-    price_opportunities(stream(seed, "opportunities", 1), opportunities)
-    subscriptions = build_subscriptions(
-        stream(seed, "subscriptions", 1), plan, accounts, opportunities
-    )
-    return World(rows, seed, people, accounts, opportunities, leads, subscriptions)
+def build_world(rows: int, seed: int, people: People | None = None, shard: int = 0) -> World:
+    """The shard ``shard`` of ``rows`` deals. ``people``: the company's staff (built for
+    ``rows`` deals when not given, as for a company of one shard)."""
+
+    def rng(name: str, part: int = 0) -> np.random.Generator:
+        return stream(seed, name, part, shard)
+
+    if people is None:
+        people = build_people(rng("reps"), rows)
+    accounts = build_accounts(rng("accounts"), rows)
+    opportunities = build_opportunities(rng("opportunities"), rows, accounts, people)
+    leads = build_leads(rng("leads"), rows, accounts, opportunities, people)
+    _created_before_first_touch(rng("accounts", 1), accounts, opportunities, leads)
+    plan = plan_subscriptions(rng("subscriptions"), accounts, opportunities)
+    price_opportunities(rng("opportunities", 1), opportunities)
+    subscriptions = build_subscriptions(rng("subscriptions", 1), plan, accounts, opportunities)
+    return World(rows, seed, people, accounts, opportunities, leads, subscriptions, shard)
 
 
 def _created_before_first_touch(
