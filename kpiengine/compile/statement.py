@@ -12,6 +12,11 @@ Shape of the statement (every name below is generated, never user text)::
          l1 .. ln AS (derived KPIs, layer by layer)
     SELECT period, d0.., f0.., k0.. FROM ln ORDER BY period, d0..
 
+When the last layer selects exactly the result's columns (no hidden step, no look-back
+to cut off), it is the final SELECT itself rather than a CTE read back: a one-KPI
+statement ends with ``SELECT grid.period, .., <KPI> AS k0 FROM grid LEFT JOIN s0 ..``.
+Smaller trees are faster to build and print (issue 16: warm compile of one KPI < 1 ms).
+
 User text (tables, columns, literals) only ever enters as sqlglot identifiers and
 literals, so it is quoted and escaped by sqlglot, never pasted.
 """
@@ -53,7 +58,7 @@ from kpiengine.plan.periods import (
     offset_rows,
     spine,
 )
-from kpiengine.plan.planner import KpiColumn, Measure, Plan, Scan
+from kpiengine.plan.planner import Flag, KpiColumn, Measure, Plan, Scan
 from kpiengine.plan.time_functions import offset_unit, periods_argument
 from kpiengine.plan.windows import WindowBounds, earliest, window_bounds
 
@@ -281,6 +286,10 @@ class _QueryBuilder:
         #: so each measure is computed twice, on the rows in ``[from, to)`` (the period's
         #: own value) and on the whole period (``<alias>_w``, what time functions read)
         self.split = _split_scans(plan) if self.timed else frozenset()
+        #: flags whose count has no condition: every group of a scan has a row, so the
+        #: count is never 0 and the flag is 1 wherever the scan has the value; their
+        #: counts are not computed (unless a KPI reads the same count)
+        self.always_seen = _always_seen(plan, self.split)
 
     def build(self) -> exp.Select:
         ctes: list[tuple[str, exp.Expression]] = []
@@ -295,24 +304,30 @@ class _QueryBuilder:
             *(f.alias for f in self.plan.flags if self.dims),
             *(c.alias for c in self.plan.columns.values() if c.name in self.plan.outputs),
         ]
-        query = _select(*(exp.column(c, table=last) for c in columns)).from_(
-            _table(last), copy=False
-        )
         start = self.plan.first_period
-        if start is not None and self.timed and self._grid_starts_early():
+        restricted = start is not None and self.timed and self._grid_starts_early()
+        if not restricted and _selected_names(ctes) == columns:
+            # the last layer selects exactly the result: it is the statement itself, not
+            # a CTE that a last SELECT repeats (a tenth of a warm one-KPI compile's nodes)
+            query = ctes.pop()[1]
+            assert isinstance(query, exp.Select)
+            last = query.args["from_"].this.name
+        else:
+            query = _select(*(_col(c, table=last) for c in columns)).from_(_table(last), copy=False)
+        if restricted:
+            assert start is not None
             query = query.where(
-                exp.GTE(
-                    this=exp.column("period", table=last), expression=self.rules.date_literal(start)
-                ),
+                exp.GTE(this=_col("period", table=last), expression=self.rules.date_literal(start)),
                 copy=False,
             )
         if keys:
             query = query.order_by(
-                *(exp.Ordered(this=exp.column(k, table=last), nulls_first=False) for k in keys),
+                *(exp.Ordered(this=_col(k, table=last), nulls_first=False) for k in keys),
                 copy=False,
             )
-        for name, body in ctes:
-            query = query.with_(name, as_=body, copy=False)
+        # the WITH clause built directly: ``with_`` parses each CTE's name as SQL and
+        # deep-copies its body (13 % of building a one-KPI statement)
+        query.set("with_", exp.With(expressions=[_cte(name, body) for name, body in ctes]))
         return query
 
     # -- scans ------------------------------------------------------------------------
@@ -342,7 +357,7 @@ class _QueryBuilder:
                 ctes.extend(self._window_by_days(scan, compiler, time, conditions, window_alias))
                 return ctes
             query = query.join(self._window_join(window_alias, scan, time), copy=False)
-            bucket = exp.column("period", table=window_alias)
+            bucket = _col("period", table=window_alias)
         else:
             conditions = self._time_range(scan, time) + filters
         at_edge = None
@@ -351,17 +366,17 @@ class _QueryBuilder:
             # period's snapshot time (the entity's own, with `per`) count in aggregates
             edge_alias = f"{scan.alias}_edge"
             ctes.append((edge_alias, self._snapshot_edges(scan, time, bucket, conditions)))
-            at_edge = exp.EQ(this=time.copy(), expression=exp.column("edge", table=edge_alias))
+            at_edge = exp.EQ(this=time.copy(), expression=_col("edge", table=edge_alias))
             on_parts: list[exp.Expression] = []
             if bucket is not None:
                 on_parts.append(
-                    exp.EQ(this=bucket.copy(), expression=exp.column("period", table=edge_alias))
+                    exp.EQ(this=bucket.copy(), expression=_col("period", table=edge_alias))
                 )
             if scan.snapshot_per is not None:
                 on_parts.append(
                     exp.EQ(
                         this=column_ref(scan.snapshot_per, SOURCE_ALIAS),
-                        expression=exp.column("entity", table=edge_alias),
+                        expression=_col("entity", table=edge_alias),
                     )
                 )
             on = exp.and_(*on_parts, copy=False) if on_parts else exp.true()
@@ -369,10 +384,10 @@ class _QueryBuilder:
         selects: list[exp.Expression] = []
         groups: list[exp.Expression] = []
         if bucket is not None:
-            selects.append(exp.alias_(bucket, "period"))
+            selects.append(_alias(bucket, "period"))
             groups.append(bucket.copy())
         for alias, column in self._dimension_columns(scan):
-            selects.append(exp.alias_(column, alias))
+            selects.append(_alias(column, alias))
             groups.append(column.copy())
         own = None
         if scan.alias in self.split:
@@ -380,15 +395,15 @@ class _QueryBuilder:
             own = exp.GTE(
                 this=time.copy(), expression=self.rules.time_bound(request.start, scan.time_type)
             )
-        for measure in scan.measures.values():
+        for measure in self._computed(scan):
             # visibility counts every row in range; values only the rows at the snapshot
             value = self._measure(
                 compiler, measure, own if measure.visibility else (own or at_edge)
             )
-            selects.append(exp.alias_(value, measure.alias))
+            selects.append(_alias(value, measure.alias))
             if own is not None and not measure.visibility:
                 whole = self._measure(compiler, measure)
-                selects.append(exp.alias_(whole, f"{measure.alias}{WHOLE}"))
+                selects.append(_alias(whole, f"{measure.alias}{WHOLE}"))
         query = query.select(*selects, copy=False)
         if conditions:
             query = query.where(exp.and_(*conditions, copy=False), copy=False)
@@ -396,6 +411,15 @@ class _QueryBuilder:
             query = query.group_by(*groups, copy=False)
         ctes.append((scan.alias, query))
         return ctes
+
+    def _computed(self, scan: Scan) -> list[Measure]:
+        """The scan's measures that something reads: not a count only a flag that is
+        always 1 would read."""
+        return [
+            m
+            for m in scan.measures.values()
+            if not (m.visibility and (scan.alias, m.alias) in self.always_seen)
+        ]
 
     def _dimension_columns(self, scan: Scan) -> list[tuple[str, exp.Expression]]:
         """(alias, column) of each ``--by`` dimension in a scan's rows; a cohort's column
@@ -434,15 +458,15 @@ class _QueryBuilder:
         after the filters: one time for all dimension values (SPEC §5), or one per value
         of ``per`` (SPEC §13.4; a null entity has none, so its rows never count)."""
         edge = exp.Max if scan.snapshot == "last" else exp.Min
-        selects: list[exp.Expression] = [exp.alias_(edge(this=time.copy()), "edge")]
+        selects: list[exp.Expression] = [_alias(edge(this=time.copy()), "edge")]
         groups: list[exp.Expression] = []
         query = self._scan_source(scan)
         if bucket is not None:
-            selects.insert(0, exp.alias_(bucket.copy(), "period"))
+            selects.insert(0, _alias(bucket.copy(), "period"))
             groups.append(bucket.copy())
         if scan.snapshot_per is not None:
             entity = column_ref(scan.snapshot_per, SOURCE_ALIAS)
-            selects.insert(0, exp.alias_(entity, "entity"))
+            selects.insert(0, _alias(entity, "entity"))
             groups.append(entity.copy())
         if groups:
             query = query.group_by(*groups, copy=False)
@@ -515,27 +539,27 @@ class _QueryBuilder:
         project = self.plan.project
         day = self.rules.bucket(time, "day", project.fiscal_year_start, project.week_start)
         days_alias = f"{scan.alias}_days"
-        selects: list[exp.Expression] = [exp.alias_(day, "day")]
+        selects: list[exp.Expression] = [_alias(day, "day")]
         groups: list[exp.Expression] = [day.copy()]
         for alias, column in self._dimension_columns(scan):
-            selects.append(exp.alias_(column, alias))
+            selects.append(_alias(column, alias))
             groups.append(column.copy())
-        for measure in scan.measures.values():
-            selects.append(exp.alias_(self._measure(compiler, measure), measure.alias))
+        for measure in self._computed(scan):
+            selects.append(_alias(self._measure(compiler, measure), measure.alias))
         partial = self._scan_source(scan).select(*selects, copy=False)
         if conditions:
             partial = partial.where(exp.and_(*conditions, copy=False), copy=False)
         partial = partial.group_by(*groups, copy=False)
-        on = _in_window(exp.column("day", table=days_alias), window_alias, scan)
-        period = exp.column("period", table=window_alias)
-        combined: list[exp.Expression] = [exp.alias_(period, "period")]
+        on = _in_window(_col("day", table=days_alias), window_alias, scan)
+        period = _col("period", table=window_alias)
+        combined: list[exp.Expression] = [_alias(period, "period")]
         combined_groups: list[exp.Expression] = [period.copy()]
         for alias in self.dims:
-            combined.append(exp.alias_(exp.column(alias, table=days_alias), alias))
-            combined_groups.append(exp.column(alias, table=days_alias))
-        for measure in scan.measures.values():
-            total = _COMBINE[measure.function](this=exp.column(measure.alias, table=days_alias))
-            combined.append(exp.alias_(total, measure.alias))
+            combined.append(_alias(_col(alias, table=days_alias), alias))
+            combined_groups.append(_col(alias, table=days_alias))
+        for measure in self._computed(scan):
+            total = _COMBINE[measure.function](this=_col(measure.alias, table=days_alias))
+            combined.append(_alias(total, measure.alias))
         query = (
             _select(*combined)
             .from_(_table(days_alias), copy=False)
@@ -653,17 +677,15 @@ class _QueryBuilder:
                 spine = _no_rows(_null_period())
         if not self.dims:
             if spine is None:
-                return _select(exp.alias_(exp.Literal.number(1), "one"))
-            return _select(exp.column("period")).from_(
-                spine.subquery("spine", copy=False), copy=False
-            )
+                return _select(_alias(exp.Literal.number(1), "one"))
+            return _select(_col("period")).from_(spine.subquery("spine", copy=False), copy=False)
         combos = self._combos()
         if spine is None:
             return combos
         keys = [
-            exp.column("period", table="spine"),
-            *(exp.column(c, table="combos") for c in self.dims),
-            *(exp.column(f.alias, table="combos") for f in plan.flags),
+            _col("period", table="spine"),
+            *(_col(c, table="combos") for c in self.dims),
+            *(_col(f.alias, table="combos") for f in plan.flags),
         ]
         return (
             _select(*keys)
@@ -674,52 +696,56 @@ class _QueryBuilder:
     def _combos(self) -> exp.Select:
         """Dimension values seen in the range, with a flag per (scan, row filter) that saw
         them: a KPI shows the values its own rows have after its filter."""
-        start = self.plan.first_period
         flags = self.plan.flags
         if not self.plan.scans:  # only constant KPIs: no source saw any value
             return _no_rows(
-                *(exp.alias_(exp.Null(), d) for d in self.dims),
-                *(exp.alias_(exp.Literal.number(0), f.alias) for f in flags),
+                *(_alias(exp.Null(), d) for d in self.dims),
+                *(_alias(exp.Literal.number(0), f.alias) for f in flags),
             )
-        parts: list[exp.Select] = []
+        dims = [_col(d) for d in self.dims]
+        if len(self.plan.scans) == 1:
+            # one scan: its own rows grouped, without a union of scans to read them from
+            scan = self.plan.scans[0]
+            maxima = [_alias(self._seen(scan, f), f.alias) for f in flags]
+            only = self._seen_rows(scan, [*dims, *maxima])
+            return only.group_by(*(d.copy() for d in dims), copy=False)
+        parts = []
         for scan in self.plan.scans:
-            columns = []
-            for flag in flags:
-                seen: exp.Expression = exp.Literal.number(0)
-                if flag.scan == scan.alias:
-                    seen = exp.Case(
-                        ifs=[
-                            exp.If(
-                                this=exp.GT(
-                                    this=exp.column(flag.measure),
-                                    expression=exp.Literal.number(0),
-                                ),
-                                true=exp.Literal.number(1),
-                            )
-                        ],
-                        default=exp.Literal.number(0),
-                    )
-                columns.append(exp.alias_(seen, flag.alias))
-            part = _select(*(exp.column(d) for d in self.dims), *columns).from_(
-                _table(scan.alias), copy=False
-            )
-            if start is not None and self.timed and self._reads_before_range(scan):
-                part = part.where(
-                    exp.GTE(this=exp.column("period"), expression=self.rules.date_literal(start)),
-                    copy=False,
-                )
-            parts.append(part)
+            seen = [_alias(self._seen(scan, f), f.alias) for f in flags]
+            parts.append(self._seen_rows(scan, [*(d.copy() for d in dims), *seen]))
         union: exp.Expression = parts[0]
         for part in parts[1:]:
             union = exp.union(union, part, distinct=False, copy=False)
         return (
-            _select(
-                *(exp.column(d) for d in self.dims),
-                *(exp.alias_(exp.Max(this=exp.column(f.alias)), f.alias) for f in flags),
-            )
+            _select(*dims, *(_alias(exp.Max(this=_col(f.alias)), f.alias) for f in flags))
             .from_(union.subquery("seen", copy=False), copy=False)
-            .group_by(*(exp.column(d) for d in self.dims), copy=False)
+            .group_by(*(d.copy() for d in dims), copy=False)
         )
+
+    def _seen_rows(self, scan: Scan, columns: list[exp.Expression]) -> exp.Select:
+        """``columns`` over the rows of a scan's CTE in the output range."""
+        start = self.plan.first_period
+        part = _select(*columns).from_(_table(scan.alias), copy=False)
+        if start is not None and self.timed and self._reads_before_range(scan):
+            part = part.where(
+                exp.GTE(this=_col("period"), expression=self.rules.date_literal(start)),
+                copy=False,
+            )
+        return part
+
+    def _seen(self, scan: Scan, flag: Flag) -> exp.Expression:
+        """1 where a row of ``scan`` counts for ``flag`` (its count is above 0), else 0;
+        0 for another scan's flag. The maximum over the scan's rows when it is the only
+        scan (read directly, not through a union of scans)."""
+        if flag.scan != scan.alias:
+            return exp.Literal.number(0)
+        if (scan.alias, flag.measure) in self.always_seen:
+            return exp.Literal.number(1)
+        positive = exp.GT(this=_col(flag.measure), expression=exp.Literal.number(0))
+        seen = exp.Case(
+            ifs=[exp.If(this=positive, true=exp.Literal.number(1))], default=exp.Literal.number(0)
+        )
+        return exp.Max(this=seen) if len(self.plan.scans) == 1 else seen
 
     def _grid_starts_early(self) -> bool:
         """Whether the grid holds periods before the first output period (look-back or
@@ -743,11 +769,11 @@ class _QueryBuilder:
         request = plan.request
         parts: list[exp.Expression] = []
         for scan in plan.scans:
-            part = _select(exp.column("period")).from_(_table(scan.alias), copy=False)
+            part = _select(_col("period")).from_(_table(scan.alias), copy=False)
             if plan.first_period is not None and request.end is not None:
                 part = part.where(
                     exp.LT(
-                        this=exp.column("period"),
+                        this=_col("period"),
                         expression=self.rules.date_literal(plan.first_period),
                     ),
                     copy=False,
@@ -781,22 +807,20 @@ class _QueryBuilder:
         flags = [f.alias for f in plan.flags] if self.dims else []
         # the grid's one column when it has no key: a SELECT needs a column
         grid_columns = [*keys, *flags] or ["one"]
-        base = _select(*(exp.column(k, table="grid") for k in grid_columns)).from_(
+        base = _select(*(_col(k, table="grid") for k in grid_columns)).from_(
             _table("grid"), copy=False
         )
         for scan in plan.scans:
             on = [
-                exp.NullSafeEQ(
-                    this=exp.column(k, table=scan.alias), expression=exp.column(k, table="grid")
-                )
+                exp.NullSafeEQ(this=_col(k, table=scan.alias), expression=_col(k, table="grid"))
                 for k in self.dims
             ]
             if self.timed:
                 on.insert(
                     0,
                     exp.EQ(
-                        this=exp.column("period", table=scan.alias),
-                        expression=exp.column("period", table="grid"),
+                        this=_col("period", table=scan.alias),
+                        expression=_col("period", table="grid"),
                     ),
                 )
             condition = exp.and_(*on, copy=False) if on else exp.true()
@@ -804,21 +828,19 @@ class _QueryBuilder:
         if self.timed and _uses(plan, "streak"):  # period ordinal per partition
             ordinal = exp.Window(
                 this=exp.RowNumber(),
-                partition_by=[exp.column(d, table="grid") for d in self.dims] or None,
+                partition_by=[_col(d, table="grid") for d in self.dims] or None,
                 order=exp.Order(
-                    expressions=[self.rules.natural_order(exp.column("period", table="grid"))]
+                    expressions=[self.rules.natural_order(_col("period", table="grid"))]
                 ),
             )
-            base = base.select(exp.alias_(ordinal, "n"), append=True, copy=False)
+            base = base.select(_alias(ordinal, "n"), append=True, copy=False)
         for column in by_layer.get(0, []):
             base = base.select(
-                exp.alias_(self._source_kpi(column), column.alias), append=True, copy=False
+                _alias(self._source_kpi(column), column.alias), append=True, copy=False
             )
             if self.split:
                 whole = self._source_kpi(column, whole=True)
-                base = base.select(
-                    exp.alias_(whole, f"{column.alias}{WHOLE}"), append=True, copy=False
-                )
+                base = base.select(_alias(whole, f"{column.alias}{WHOLE}"), append=True, copy=False)
         layers.append(("l0", base))
         aliases = {c.name: c.alias for c in plan.columns.values()}
         for layer in range(1, plan.layers + 1):
@@ -840,7 +862,7 @@ class _QueryBuilder:
                 return ExpressionCompiler(
                     self.rules,
                     plan.functions,
-                    lambda node: exp.column(aliases[node.parts[0]] + suffix, table=previous),
+                    lambda node: _col(aliases[node.parts[0]] + suffix, table=previous),
                     time_call=time_call,
                 )
 
@@ -848,11 +870,11 @@ class _QueryBuilder:
             query = _select(exp.Star()).from_(_table(previous), copy=False)
             for column in by_layer.get(layer, []):
                 value = _fill(compiler.compile(column.expression), column)
-                query = query.select(exp.alias_(value, column.alias), append=True, copy=False)
+                query = query.select(_alias(value, column.alias), append=True, copy=False)
                 if self.split:
                     whole = _fill(compiler_for(WHOLE, WHOLE).compile(column.expression), column)
                     query = query.select(
-                        exp.alias_(whole, f"{column.alias}{WHOLE}"), append=True, copy=False
+                        _alias(whole, f"{column.alias}{WHOLE}"), append=True, copy=False
                     )
             layers.append((f"l{layer}", query))
         return layers
@@ -876,7 +898,7 @@ class _QueryBuilder:
             return self._window(exp.Sum(this=value), table, preceding=None)
         if node.name == "streak":
             # periods since the last one where the condition did not hold (null = not)
-            ordinal = exp.column("n", table=table)
+            ordinal = _col("n", table=table)
             breaks = exp.Case(ifs=[exp.If(this=value, true=exp.Null())], default=ordinal.copy())
             last_break = self._window(exp.Max(this=breaks), table, preceding=None)
             return exp.Sub(
@@ -910,7 +932,7 @@ class _QueryBuilder:
         for start, rows in reversed(runs[1:]):
             lag = exp.Lag(this=value.copy(), offset=exp.Literal.number(rows))
             since = exp.GTE(
-                this=exp.column("period", table=table), expression=self.rules.date_literal(start)
+                this=_col("period", table=table), expression=self.rules.date_literal(start)
             )
             ifs.append(exp.If(this=since, true=self._window(lag, table)))
         first = exp.Lag(this=value.copy(), offset=exp.Literal.number(runs[0][1]))
@@ -952,10 +974,8 @@ class _QueryBuilder:
             )
         return exp.Window(
             this=function,
-            partition_by=[exp.column(d, table=table) for d in self.dims] or None,
-            order=exp.Order(
-                expressions=[self.rules.natural_order(exp.column("period", table=table))]
-            ),
+            partition_by=[_col(d, table=table) for d in self.dims] or None,
+            order=exp.Order(expressions=[self.rules.natural_order(_col("period", table=table))]),
             spec=spec,
         )
 
@@ -967,7 +987,7 @@ class _QueryBuilder:
 
         def aggregate(node: Call) -> exp.Expression:
             measure = column.measures[node]
-            value: exp.Expression = exp.column(measure.alias + suffix, table=scan_alias)
+            value: exp.Expression = _col(measure.alias + suffix, table=scan_alias)
             if measure.counts:  # an empty period has a count of 0, not null
                 value = exp.Coalesce(this=value, expressions=[exp.Literal.number(0)])
             return value
@@ -1006,9 +1026,9 @@ def _split_scans(plan: Plan) -> frozenset[str]:
 
 def _in_window(value: exp.Expression, alias: str, scan: Scan) -> exp.Expression:
     """``lo <= value < hi`` against the window CTE ``alias`` (``all``: no ``lo``)."""
-    condition: exp.Expression = exp.LT(this=value.copy(), expression=exp.column("hi", table=alias))
+    condition: exp.Expression = exp.LT(this=value.copy(), expression=_col("hi", table=alias))
     if scan.window is not None and scan.window.kind != "all":
-        lower = exp.GTE(this=value.copy(), expression=exp.column("lo", table=alias))
+        lower = exp.GTE(this=value.copy(), expression=_col("lo", table=alias))
         condition = exp.and_(lower, condition, copy=False)
     return condition
 
@@ -1027,12 +1047,56 @@ def _combinable(scan: Scan) -> bool:
     return all(measure.function in _COMBINE for measure in scan.measures.values())
 
 
+def _always_seen(plan: Plan, split: frozenset[str]) -> frozenset[tuple[str, str]]:
+    """(scan, count) of each flag that counts every row of its scan's groups: a group has
+    at least one row, so such a count is never 0. Not in a split scan, whose count is
+    restricted to the rows from ``from`` on."""
+    found = set()
+    for scan in plan.scans:
+        if scan.alias in split:
+            continue
+        for measure in scan.measures.values():
+            if measure.function == "count" and not measure.args and measure.condition is None:
+                found.add((scan.alias, measure.alias))
+    return frozenset(found)
+
+
 def _uses(plan: Plan, function: str) -> bool:
     return any(
         isinstance(node, Call) and node.name == function
         for column in plan.columns.values()
         for node in walk(column.expression)
     )
+
+
+def _selected_names(ctes: list[tuple[str, exp.Expression]]) -> list[str] | None:
+    """The names of the columns the last CTE selects, in order (``SELECT *`` expanded from
+    the CTE it reads); None when one has no name of its own."""
+    names: dict[str, list[str]] = {}
+    for name, body in ctes:
+        if not isinstance(body, exp.Select):
+            continue
+        found: list[str] = []
+        for column in body.expressions:
+            if isinstance(column, exp.Star):
+                source = body.args.get("from_")
+                found.extend(names.get(source.this.name, [""]) if source else [""])
+            else:
+                found.append(column.alias_or_name)
+        names[name] = found
+    last = names.get(ctes[-1][0]) if ctes else None
+    return None if last is None or "" in last else last
+
+
+def _alias(value: exp.Expression, name: str) -> exp.Expression:
+    """``value AS name`` around a node built for this statement alone, so not copied
+    (sqlglot's default deep copy of ``value`` was 20 % of building a one-KPI tree)."""
+    return exp.alias_(value, name, copy=False)
+
+
+def _cte(name: str, body: exp.Expression) -> exp.CTE:
+    """``name AS (body)``: a generated name (never user text), so never quoted."""
+    return exp.CTE(this=body, alias=exp.TableAlias(this=exp.Identifier(this=name, quoted=False)))
 
 
 def _select(*columns: exp.Expression) -> exp.Select:
@@ -1042,7 +1106,7 @@ def _select(*columns: exp.Expression) -> exp.Select:
 
 def _null_period() -> exp.Expression:
     """``CAST(NULL AS DATE) AS period``: the column of a spine without periods."""
-    return exp.alias_(
+    return _alias(
         exp.Cast(this=exp.Null(), to=exp.DataType.build(exp.DataType.Type.DATE)), "period"
     )
 
@@ -1057,9 +1121,19 @@ def _left_join(table: exp.Expression, on: exp.Expression) -> exp.Join:
     return exp.Join(this=table, on=on, side="LEFT")
 
 
+def _col(name: str, table: str | None = None) -> exp.Column:
+    """A generated column name (``period``, ``d0``, ``k0``; never user text), qualified by
+    a generated table name: built directly, without ``exp.column``'s quoting checks (half
+    the cost; there are dozens per statement)."""
+    column = exp.Column(this=exp.Identifier(this=name, quoted=False))
+    if table is not None:
+        column.set("table", exp.Identifier(this=table, quoted=False))
+    return column
+
+
 def _table(name: str) -> exp.Table:
     """A generated CTE name as a table (never user text, so never quoted)."""
-    return exp.Table(this=exp.to_identifier(name))
+    return exp.Table(this=exp.Identifier(this=name, quoted=False))
 
 
 def _fill(value: exp.Expression, column: KpiColumn) -> exp.Expression:

@@ -317,10 +317,9 @@ class DialectRules:
         """Whether the engine turns a correlated ``EXISTS`` in a select list into one hash
         join (DuckDB's mark join) rather than a subquery per row (PostgreSQL's SubPlan).
         Conversion KPIs use it then: on DuckDB it is ≈ 1.7× faster than the portable
-        window pass over both tables (docs/performance.md). A plugin's rules may say yes
-        for its engine."""
-        printed = self.sqlglot
-        return (printed if isinstance(printed, str) else printed.__name__.lower()) == "duckdb"
+        window pass over both tables (docs/performance.md). No by default: a per-row
+        subquery over a table without an index would be quadratic."""
+        return False
 
     #: Capability key → how this dialect supports it (absent: natively). A rewrite or a
     #: refusal cites the engine's documentation; docs/dialects.md shows the table.
@@ -382,6 +381,7 @@ class DialectRules:
 #: built-in dialect → module of its rules (a subclass of DialectRules named ``Rules``),
 #: imported only when that dialect is compiled for.
 _RULE_MODULES = {
+    "duckdb": "kpiengine.compile.dialects.duckdb",
     "sqlite": "kpiengine.compile.dialects.sqlite",
     "postgres": "kpiengine.compile.dialects.postgres",
     "bigquery": "kpiengine.compile.dialects.bigquery",

@@ -2,7 +2,6 @@ WITH s0 AS (
   SELECT
     CAST(DATE_TRUNC('MONTH', t.closed_at) AS DATE) AS period,
     t.region AS d0,
-    COUNT(*) AS s0_m0,
     SUM(CASE WHEN t.stage = 'won' THEN t.amount END) AS s0_m1,
     COUNT(CASE WHEN t.stage = 'won' THEN 1 END) AS s0_m2
   FROM opportunities AS t
@@ -37,7 +36,6 @@ WITH s0 AS (
   SELECT
     CAST(DATE_TRUNC('MONTH', t.closed_at) AS DATE) AS period,
     t.region AS d0,
-    COUNT(*) AS s2_m0,
     SUM(CASE WHEN t.closed_at = s2_edge.edge THEN t.amount END) AS s2_m1
   FROM opportunities AS t
   LEFT JOIN s2_edge
@@ -90,7 +88,7 @@ WITH s0 AS (
     FROM (
       SELECT
         d0,
-        CASE WHEN s0_m0 > 0 THEN 1 ELSE 0 END AS f0,
+        1 AS f0,
         0 AS f1,
         0 AS f2
       FROM s0
@@ -100,7 +98,7 @@ WITH s0 AS (
       SELECT
         d0,
         0 AS f0,
-        CASE WHEN s1_m0 > 0 THEN 1 ELSE 0 END AS f1,
+        1 AS f1,
         0 AS f2
       FROM s1
       WHERE
@@ -110,7 +108,7 @@ WITH s0 AS (
         d0,
         0 AS f0,
         0 AS f1,
-        CASE WHEN s2_m0 > 0 THEN 1 ELSE 0 END AS f2
+        1 AS f2
       FROM s2
     ) AS seen
     GROUP BY

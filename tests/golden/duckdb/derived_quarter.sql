@@ -25,11 +25,7 @@ WITH s0 AS (
   FROM (
     SELECT
       CAST(p AS DATE) AS period
-    FROM (VALUES
-      ('2024-01-01'),
-      ('2024-04-01'),
-      ('2024-07-01'),
-      ('2024-10-01')) AS spine_values(p)
+    FROM GENERATE_SERIES(CAST('2024-01-01' AS DATE), CAST('2024-10-01' AS DATE), INTERVAL 3 MONTH) AS spine_values(p)
   ) AS spine
 ), l0 AS (
   SELECT

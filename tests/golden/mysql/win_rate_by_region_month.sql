@@ -5,7 +5,6 @@ WITH s0 AS (
       INTERVAL (TIMESTAMPDIFF(MONTH, '0000-01-01 00:00:00', t.closed_at)) MONTH
     ) AS DATE) AS period,
     t.region AS d0,
-    COUNT(*) AS s0_m0,
     COUNT(CASE WHEN t.stage = 'won' THEN 1 END) AS s0_m1,
     COUNT(CASE WHEN t.stage IN ('won', 'lost') THEN 1 END) AS s0_m2
   FROM opportunities AS t
@@ -40,32 +39,20 @@ WITH s0 AS (
   CROSS JOIN (
     SELECT
       d0,
-      MAX(f0) AS f0
-    FROM (
-      SELECT
-        d0,
-        CASE WHEN s0_m0 > 0 THEN 1 ELSE 0 END AS f0
-      FROM s0
-    ) AS seen
+      1 AS f0
+    FROM s0
     GROUP BY
       d0
   ) AS combos
-), l0 AS (
-  SELECT
-    grid.period,
-    grid.d0,
-    grid.f0,
-    CAST(COALESCE(s0.s0_m1, 0) AS DOUBLE) / NULLIF(COALESCE(s0.s0_m2, 0), 0) AS k0
-  FROM grid
-  LEFT JOIN s0
-    ON s0.period = grid.period AND s0.d0 <=> grid.d0
 )
 SELECT
-  l0.period,
-  l0.d0,
-  l0.f0,
-  l0.k0
-FROM l0
+  grid.period,
+  grid.d0,
+  grid.f0,
+  CAST(COALESCE(s0.s0_m1, 0) AS DOUBLE) / NULLIF(COALESCE(s0.s0_m2, 0), 0) AS k0
+FROM grid
+LEFT JOIN s0
+  ON s0.period = grid.period AND s0.d0 <=> grid.d0
 ORDER BY
-  CASE WHEN l0.period IS NULL THEN 1 ELSE 0 END, l0.period,
-  CASE WHEN l0.d0 IS NULL THEN 1 ELSE 0 END, l0.d0
+  CASE WHEN grid.period IS NULL THEN 1 ELSE 0 END, grid.period,
+  CASE WHEN grid.d0 IS NULL THEN 1 ELSE 0 END, grid.d0

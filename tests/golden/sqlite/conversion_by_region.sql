@@ -75,32 +75,20 @@ WITH s0 AS (
   CROSS JOIN (
     SELECT
       d0,
-      MAX(f0) AS f0
-    FROM (
-      SELECT
-        d0,
-        CASE WHEN s0_m0 > 0 THEN 1 ELSE 0 END AS f0
-      FROM s0
-    ) AS seen
+      1 AS f0
+    FROM s0
     GROUP BY
       d0
   ) AS combos
-), l0 AS (
-  SELECT
-    grid.period,
-    grid.d0,
-    grid.f0,
-    CAST(COALESCE(s0.s0_m1, 0) AS REAL) / NULLIF(COALESCE(s0.s0_m0, 0), 0) AS k0
-  FROM grid
-  LEFT JOIN s0
-    ON s0.period = grid.period AND s0.d0 IS grid.d0
 )
 SELECT
-  l0.period,
-  l0.d0,
-  l0.f0,
-  l0.k0
-FROM l0
+  grid.period,
+  grid.d0,
+  grid.f0,
+  CAST(COALESCE(s0.s0_m1, 0) AS REAL) / NULLIF(COALESCE(s0.s0_m0, 0), 0) AS k0
+FROM grid
+LEFT JOIN s0
+  ON s0.period = grid.period AND s0.d0 IS grid.d0
 ORDER BY
-  l0.period NULLS LAST,
-  l0.d0 NULLS LAST
+  grid.period NULLS LAST,
+  grid.d0 NULLS LAST

@@ -17,30 +17,18 @@ WITH s0 AS (
 ), grid AS (
   SELECT
     d0 AS d0,
-    MAX(f0) AS f0
-  FROM (
-    SELECT
-      d0 AS d0,
-      CASE WHEN s0_m0 > 0 THEN 1 ELSE 0 END AS f0
-    FROM s0
-  ) AS seen
+    1 AS f0
+  FROM s0
   GROUP BY
     d0
-), l0 AS (
-  SELECT
-    grid.d0 AS d0,
-    grid.f0 AS f0,
-    COALESCE(s0.s0_m0, 0) AS k0,
-    s0.s0_m1 AS k1
-  FROM grid
-  LEFT JOIN s0
-    ON s0.d0 IS NOT DISTINCT FROM grid.d0
 )
 SELECT
-  l0.d0,
-  l0.f0,
-  l0.k0,
-  l0.k1
-FROM l0
+  grid.d0,
+  grid.f0,
+  COALESCE(s0.s0_m0, 0) AS k0,
+  s0.s0_m1 AS k1
+FROM grid
+LEFT JOIN s0
+  ON s0.d0 IS NOT DISTINCT FROM grid.d0
 ORDER BY
-  CASE WHEN l0.d0 IS NULL THEN 1 ELSE 0 END, l0.d0
+  CASE WHEN grid.d0 IS NULL THEN 1 ELSE 0 END, grid.d0
