@@ -5,22 +5,31 @@ Sets, each at month grain over 2025 on the sample dataset:
 - ``10``: ten opportunity KPIs on two time columns (closed_at, created_at);
 - ``10 by region``: the same, grouped by the deals' region;
 - ``time``: revenue and units with `growth`, `previous` (a look-back of one month) and
-  `cumulative_sum` (all history) KPIs.
+  `cumulative_sum` (all history) KPIs;
+- ``28`` and ``28 by region``: 28 common KPIs over seven tables (bench/hand_sql_catalog.py),
+  one of them a median the catalog lacks (added to a copy of definitions/ for the bench);
+  ``28 by region, LEFT JOIN`` is the same hand SQL with the left join to `accounts` that
+  kpiengine writes (SPEC §5), to tell the join's cost from the statement's;
+- ``catalog``: the bundled catalog less its 28 time-function, window and conversion KPIs
+  (105 KPIs over 24 aggregates; hand_sql_catalog.CATALOG_LEFT_OUT says which and why).
 
 The numbers of both statements are compared (same rows, same values to 1e-9) before any
 time is printed. Timings interleave the two statements and keep the median of ``RUNS``.
 Only the statements are timed (kpiengine's compile time is in compile_speed.py); the
 kpiengine statement is the one `kpi run` executes, data-range query excluded.
 
-Usage: python bench/hand_sql.py [ROWS] [RUNS]   (sample data generated once in bench/.data)
+Usage: python bench/hand_sql.py [ROWS] [RUNS] [SET...]   (SET: a label prefix, e.g. "28";
+default all; sample data generated once in bench/.data)
 """
 
 from __future__ import annotations
 
 import math
 import os
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +38,9 @@ os.environ["KPI_CACHE"] = "0"  # compile for real; only the statements are timed
 
 import kpiengine
 from kpiengine.sample import write_sample
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hand_sql_catalog import BENCH_KPIS, CATALOG, K28, catalog_sql, k28_sql
 
 ROOT = Path(__file__).resolve().parent.parent
 START, END = "2025-01-01", "2026-01-01"
@@ -127,7 +139,20 @@ SETS: list[tuple[str, list[str], dict[str, Any], str]] = [
     ("10 KPIs", TEN, {}, ten_sql(False)),
     ("10 KPIs by region", TEN, {"by": ["region"]}, ten_sql(True)),
     ("time functions (5)", TIME, {}, TIME_SQL),
+    ("28 KPIs", K28, {}, k28_sql(False)),
+    ("28 KPIs by region", K28, {"by": ["region"]}, k28_sql(True)),
+    ("28 by region, LEFT JOIN", K28, {"by": ["region"]}, k28_sql(True, "LEFT")),
+    ("catalog less 28 (105 KPIs)", CATALOG, {}, catalog_sql()),
 ]
+
+
+def bench_project() -> Any:
+    """The bundled catalog plus the bench's own KPIs (BENCH_KPIS), from a temporary copy
+    of definitions/ so that the catalog itself stays as shipped."""
+    folder = Path(tempfile.mkdtemp(prefix="kpi-bench-")) / "definitions"
+    shutil.copytree(ROOT / "definitions", folder)
+    (folder / "kpis" / "bench.yaml").write_text(BENCH_KPIS, encoding="utf-8")
+    return kpiengine.load(folder)
 
 
 def sample(rows: int) -> Path:
@@ -159,8 +184,10 @@ def hand_table(rows: list[tuple[Any, ...]], names: list[str], by: bool) -> dict[
     return found
 
 
-def same(ours: dict[Any, Any], theirs: dict[Any, Any], label: str) -> None:
-    """Equal values where the hand SQL has a row; kpiengine's other rows empty (0 or null)."""
+def same(ours: dict[Any, Any], theirs: dict[Any, Any], label: str) -> int:
+    """Equal values where the hand SQL has a row; kpiengine's other rows empty (0 or null).
+    Returns how many non-null values were compared (printed, so that an empty check shows)."""
+    compared = 0
     for key, value in theirs.items():
         mine = ours.get(key)
         if value is None or mine is None:
@@ -172,8 +199,10 @@ def same(ours: dict[Any, Any], theirs: dict[Any, Any], label: str) -> None:
             mine,
             value,
         )
+        compared += 1
     extra = {k: v for k, v in ours.items() if k not in theirs and v not in (0, None)}
     assert not extra, (label, list(extra.items())[:5])
+    return compared
 
 
 def duckdb_version() -> str:
@@ -182,7 +211,9 @@ def duckdb_version() -> str:
     return str(duckdb.__version__)
 
 
-def print_interleaved(connection: Any, label: str, ours: str, theirs: str, runs: int) -> None:
+def print_interleaved(
+    connection: Any, label: str, ours: str, theirs: str, runs: int, checked: int = 0
+) -> None:
     """Median times of the two statements, run alternately (so that load changes hit
     both alike), and their ratio, as one table row."""
     mine, hand = [], []
@@ -194,28 +225,40 @@ def print_interleaved(connection: Any, label: str, ours: str, theirs: str, runs:
         connection.execute(theirs)
         hand.append(time.perf_counter() - began)
     a, b = statistics.median(mine), statistics.median(hand)
-    print(f"{label:22} {a * 1000:8.1f} ms {b * 1000:8.1f} ms {a / b:6.2f}")
+    note = f"   ({checked} values equal)" if checked else ""
+    print(f"{label:26} {a * 1000:8.1f} ms {b * 1000:8.1f} ms {a / b:6.2f}{note}")
 
 
-def main(rows: int, runs: int) -> None:
+def check_set(
+    project: Any, connection: Any, label: str, names: list[str], options: dict[str, Any], hand: str
+) -> tuple[str, int]:
+    """Run one set both ways and check the numbers (tests/test_hand_sql_bench.py calls it
+    on a small sample); returns kpiengine's statement and how many values were compared."""
+    by = bool(options.get("by"))
+    result = project.run(names, connection, grain="month", start=START, end=END, **options)
+    sql = result.sql  # what `kpi run` executes (after its data-range query, if any)
+    expected = hand_table(connection.execute(hand)[1], names, by)
+    return sql, same(table(result, names, by), expected, label)
+
+
+def main(rows: int, runs: int, chosen: list[str]) -> None:
     path = sample(rows)
-    project = kpiengine.load(ROOT / "definitions")
+    project = bench_project()
     connection = kpiengine.connect(f"duckdb:///{path}")  # the same settings for both
     load = os.getloadavg()
     loads = " ".join(f"{x:.2f}" for x in load)
     print(f"DuckDB {duckdb_version()}, {rows:,} opportunities; load average {loads}")
-    print(f"{'statement':22} {'kpiengine':>10} {'hand SQL':>10} {'ratio':>6}")
+    print(f"{'statement':26} {'kpiengine':>10} {'hand SQL':>10} {'ratio':>6}")
     for label, names, options, hand in SETS:
-        by = bool(options.get("by"))
-        result = project.run(names, connection, grain="month", start=START, end=END, **options)
-        sql = result.sql  # what `kpi run` executes (after its data-range query, if any)
-        expected = hand_table(connection.execute(hand)[1], names, by)
-        same(table(result, names, by), expected, label)
-        print_interleaved(connection, label, sql, hand, runs)
+        if chosen and not any(label.startswith(prefix) for prefix in chosen):
+            continue
+        sql, checked = check_set(project, connection, label, names, options, hand)
+        print_interleaved(connection, label, sql, hand, runs, checked)
 
 
 if __name__ == "__main__":
     main(
         int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000,
         int(sys.argv[2]) if len(sys.argv) > 2 else 9,
+        sys.argv[3:],
     )
