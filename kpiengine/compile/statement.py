@@ -360,13 +360,16 @@ class _QueryBuilder:
             bucket = _col("period", table=window_alias)
         else:
             conditions = self._time_range(scan, time) + filters
-        at_edge = None
-        if scan.snapshot is not None:
+        at_edge: dict[str | None, exp.Expression] = {}
+        if scan.snapshot:
             # every row in range keeps its dimension values visible; only rows at the
             # period's snapshot time (the entity's own, with `per`) count in aggregates
             edge_alias = f"{scan.alias}_edge"
-            ctes.append((edge_alias, self._snapshot_edges(scan, time, bucket, conditions)))
-            at_edge = exp.EQ(this=time.copy(), expression=_col("edge", table=edge_alias))
+            kinds = _snapshot_kinds(scan)
+            ctes.append((edge_alias, self._snapshot_edges(scan, kinds, time, bucket, conditions)))
+            for kind in kinds:
+                edge = _col(f"{kind}_edge", table=edge_alias)
+                at_edge[kind] = exp.EQ(this=time.copy(), expression=edge)
             on_parts: list[exp.Expression] = []
             if bucket is not None:
                 on_parts.append(
@@ -398,7 +401,9 @@ class _QueryBuilder:
         for measure in self._computed(scan):
             # visibility counts every row in range; values only the rows at the snapshot
             value = self._measure(
-                compiler, measure, own if measure.visibility else (own or at_edge)
+                compiler,
+                measure,
+                own if measure.visibility else (own or at_edge.get(measure.snapshot)),
             )
             selects.append(_alias(value, measure.alias))
             if own is not None and not measure.visibility:
@@ -450,15 +455,18 @@ class _QueryBuilder:
     def _snapshot_edges(
         self,
         scan: Scan,
+        kinds: list[str],
         time: exp.Expression,
         bucket: exp.Expression | None,
         conditions: list[exp.Expression],
     ) -> exp.Select:
-        """Per period, the latest (``last``) or earliest (``first``) snapshot time present
-        after the filters: one time for all dimension values (SPEC §5), or one per value
-        of ``per`` (SPEC §13.4; a null entity has none, so its rows never count)."""
-        edge = exp.Max if scan.snapshot == "last" else exp.Min
-        selects: list[exp.Expression] = [_alias(edge(this=time.copy()), "edge")]
+        """Per period, the latest (``last_edge``) and/or earliest (``first_edge``) snapshot
+        time present after the filters: one time for all dimension values (SPEC §5), or one
+        per value of ``per`` (SPEC §13.4; a null entity has none, so its rows never count)."""
+        edges = {"last": exp.Max, "first": exp.Min}
+        selects: list[exp.Expression] = [
+            _alias(edges[kind](this=time.copy()), f"{kind}_edge") for kind in kinds
+        ]
         groups: list[exp.Expression] = []
         query = self._scan_source(scan)
         if bucket is not None:
@@ -1020,7 +1028,7 @@ def _split_scans(plan: Plan) -> frozenset[str]:
     if start is None or first is None or first >= start:
         return frozenset()
     return frozenset(
-        s.alias for s in plan.scans if s.lookback != 0 and s.snapshot is None and s.window is None
+        s.alias for s in plan.scans if s.lookback != 0 and not s.snapshot and s.window is None
     )
 
 
@@ -1047,6 +1055,12 @@ def _combinable(scan: Scan) -> bool:
     return all(measure.function in _COMBINE for measure in scan.measures.values())
 
 
+def _snapshot_kinds(scan: Scan) -> list[str]:
+    """The edges (``last``, ``first``) a snapshot scan's measures read, in that order."""
+    used = {m.snapshot for m in scan.measures.values()}
+    return [kind for kind in ("last", "first") if kind in used]
+
+
 def _always_seen(plan: Plan, split: frozenset[str]) -> frozenset[tuple[str, str]]:
     """(scan, count) of each flag that counts every row of its scan's groups: a group has
     at least one row, so such a count is never 0. Not in a split scan, whose count is
@@ -1056,7 +1070,12 @@ def _always_seen(plan: Plan, split: frozenset[str]) -> frozenset[tuple[str, str]
         if scan.alias in split:
             continue
         for measure in scan.measures.values():
-            if measure.function == "count" and not measure.args and measure.condition is None:
+            if (
+                measure.function == "count"
+                and not measure.args
+                and measure.condition is None
+                and measure.snapshot is None
+            ):
                 found.add((scan.alias, measure.alias))
     return frozenset(found)
 

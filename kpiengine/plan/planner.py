@@ -93,17 +93,22 @@ class Measure:
     condition: Node | None
     counts: bool  # empty periods give 0, not null
     visibility: bool = False  # counts the rows a filter keeps: which dimension values show
+    #: ``last``/``first``: reads only the rows at the period's latest (earliest) snapshot
+    #: time; None: every row of the period
+    snapshot: str | None = None
 
 
 @dataclass
 class Scan:
     """One pass over a source table, grouped by period and the requested dimensions.
 
-    A ``snapshot`` scan (``semi_additive: last|first``) only reads the rows at the latest
-    (earliest) snapshot time of each period (of each entity, with ``snapshot_per``); its
-    row filter cannot be folded into the aggregates, since it decides which time is the
-    latest, so it is the scan's own. A ``window`` scan groups rows by the periods whose
-    window holds them, not by the period of their time: one row counts in many periods.
+    A ``snapshot`` scan (``semi_additive: last|first``) holds measures that read only the
+    rows at the latest (earliest, per measure) snapshot time of each period (of each
+    entity, with ``snapshot_per``): ``last`` and ``first`` KPIs of a table share one pass
+    and one CTE of edge times. Its row filter cannot be folded into the aggregates, since
+    it decides which time is the latest, so it is the scan's own. A ``window`` scan groups
+    rows by the periods whose window holds them, not by the period of their time: one row
+    counts in many periods.
     """
 
     alias: str
@@ -111,7 +116,7 @@ class Scan:
     time: str
     time_type: str
     dimensions: list[ColumnRef]
-    snapshot: str | None = None
+    snapshot: bool = False
     row_filter: Node | None = None  # applied in WHERE: a snapshot's, or one all its KPIs share
     #: per-entity snapshot (SPEC §13.4): each value of this column at its own edge time
     snapshot_per: str | None = None
@@ -121,8 +126,8 @@ class Scan:
     #: join paths to LEFT JOIN, each after its prefix (``(subscriptions,)`` before
     #: ``(subscriptions, accounts)``)
     joins: list[tuple[Join, ...]] = field(default_factory=list)
-    #: (function, arguments, condition, visibility) → the measure computing it
-    measures: dict[tuple[str, tuple[Node, ...], Node | None, bool], Measure] = field(
+    #: (function, arguments, condition, snapshot edge) → the measure computing it
+    measures: dict[tuple[str, tuple[Node, ...], Node | None, str | None], Measure] = field(
         default_factory=dict
     )
 
@@ -133,15 +138,15 @@ class Scan:
         condition: Node | None,
         counts: bool,
         visibility: bool = False,
+        snapshot: str | None = None,
     ) -> Measure:
-        # outside snapshots a visibility count is the same aggregate as a KPI's count
-        # under the same condition: one column serves both
-        visible = visibility and self.snapshot is not None
-        key = (function, args, condition, visible)
+        # a visibility count reads every row of the period, as a KPI's count outside
+        # snapshots does under the same condition: one column serves both
+        key = (function, args, condition, snapshot)
         found = self.measures.get(key)
         if found is None:
             alias = f"{self.alias}_m{len(self.measures)}"
-            found = Measure(alias, function, args, condition, counts, visibility)
+            found = Measure(alias, function, args, condition, counts, visibility, snapshot)
             self.measures[key] = found
         elif found.visibility and not visibility:  # a KPI's value now: whole-period twin too
             found = dataclasses.replace(found, visibility=False)
@@ -394,7 +399,7 @@ def _assign_scans(
         if not kpi.is_derived:
             members[name] = _scan_for(project, request, kpi, scans, name in history)
     for scan in scans.values():
-        if scan.snapshot is not None:
+        if scan.snapshot:
             continue
         kpis = [project.kpis[n] for n, s in members.items() if s is scan]
         filters = {k.filter.tree if k.filter is not None else None for k in kpis}
@@ -436,7 +441,7 @@ def _scan_for(
     key = (
         source.name,
         time,
-        kpi.semi_additive,
+        kpi.semi_additive is not None,  # last and first KPIs share a pass
         kpi.snapshot_per,
         row_filter,
         window_key,
@@ -451,7 +456,7 @@ def _scan_for(
             time,
             source.columns[time].type,
             dims,
-            kpi.semi_additive,
+            kpi.semi_additive is not None,
             row_filter,
             kpi.snapshot_per,
             window,
@@ -482,7 +487,9 @@ def _measures(
             continue
         condition = _and(row_filter, node.where)
         _join_columns(project, scan, node)
-        found[node] = scan.measure(node.name, node.args, condition, spec.counts)
+        found[node] = scan.measure(
+            node.name, node.args, condition, spec.counts, snapshot=kpi.semi_additive
+        )
     return found
 
 

@@ -40,7 +40,7 @@ WITH s0 AS (
       '0000-01-01 00:00:00',
       INTERVAL (TIMESTAMPDIFF(MONTH, '0000-01-01 00:00:00', t.closed_at)) MONTH
     ) AS DATE) AS period,
-    MAX(t.closed_at) AS edge
+    MAX(t.closed_at) AS last_edge
   FROM opportunities AS t
   WHERE
     t.closed_at >= CAST('2024-03-01 00:00:00' AS DATETIME)
@@ -57,7 +57,7 @@ WITH s0 AS (
       INTERVAL (TIMESTAMPDIFF(MONTH, '0000-01-01 00:00:00', t.closed_at)) MONTH
     ) AS DATE) AS period,
     t.region AS d0,
-    SUM(CASE WHEN t.closed_at = s2_edge.edge THEN t.amount END) AS s2_m1
+    SUM(CASE WHEN t.closed_at = s2_edge.last_edge THEN t.amount END) AS s2_m1
   FROM opportunities AS t
   LEFT JOIN s2_edge
     ON CAST(DATE_ADD(

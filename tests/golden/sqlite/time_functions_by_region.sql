@@ -24,7 +24,7 @@ WITH s0 AS (
 ), s2_edge AS (
   SELECT
     DATE(t.closed_at, 'start of month') AS period,
-    MAX(t.closed_at) AS edge
+    MAX(t.closed_at) AS last_edge
   FROM opportunities AS t
   WHERE
     t.closed_at >= '2024-03-01' AND t.closed_at < '2024-06-01'
@@ -34,7 +34,7 @@ WITH s0 AS (
   SELECT
     DATE(t.closed_at, 'start of month') AS period,
     t.region AS d0,
-    SUM(CASE WHEN t.closed_at = s2_edge.edge THEN t.amount END) AS s2_m1
+    SUM(CASE WHEN t.closed_at = s2_edge.last_edge THEN t.amount END) AS s2_m1
   FROM opportunities AS t
   LEFT JOIN s2_edge
     ON DATE(t.closed_at, 'start of month') = s2_edge.period

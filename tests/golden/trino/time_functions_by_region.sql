@@ -25,7 +25,7 @@ WITH s0 AS (
 ), s2_edge AS (
   SELECT
     CAST(DATE_TRUNC('MONTH', t.closed_at) AS DATE) AS period,
-    MAX(t.closed_at) AS edge
+    MAX(t.closed_at) AS last_edge
   FROM opportunities AS t
   WHERE
     t.closed_at >= CAST('2024-03-01 00:00:00' AS TIMESTAMP)
@@ -36,7 +36,7 @@ WITH s0 AS (
   SELECT
     CAST(DATE_TRUNC('MONTH', t.closed_at) AS DATE) AS period,
     t.region AS d0,
-    SUM(CASE WHEN t.closed_at = s2_edge.edge THEN t.amount END) AS s2_m1
+    SUM(CASE WHEN t.closed_at = s2_edge.last_edge THEN t.amount END) AS s2_m1
   FROM opportunities AS t
   LEFT JOIN s2_edge
     ON CAST(DATE_TRUNC('MONTH', t.closed_at) AS DATE) = s2_edge.period
