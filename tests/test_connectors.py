@@ -97,3 +97,48 @@ def test_duckdb_memory_limit(tmp_path):
         assert connection.execute("SELECT current_setting('memory_limit')")[1] == [("61.0 MiB",)]
     with pytest.raises(EngineError):
         kpiengine.connect(f"{url}?memory_limit=lots")
+
+
+#: one list of 5M integers: a 40 MB allocation DuckDB cannot spill
+HUNGRY = "SELECT length(list(i)) AS n FROM range(5000000) AS t(i)"
+
+
+@pytest.mark.parametrize("kind", ["duckdb", "files"])
+def test_out_of_memory_under_the_default_limit_runs_again_without_it(
+    tmp_path, monkeypatch, caplog, kind
+):
+    """The default buffer pool keeps memory low; a statement that cannot fit in it runs
+    again with DuckDB's own limit (a warning says so) rather than failing."""
+    from kpiengine.execute import duckdb_connector
+
+    monkeypatch.setattr(duckdb_connector, "DEFAULT_MEMORY_LIMIT", "10MB")
+    url = make_duckdb(tmp_path / "w.duckdb", TABLES)
+    if kind == "files":
+        url = f"files:///{_files_dir(tmp_path, 'parquet')}"
+    with kpiengine.connect(url) as connection:
+        assert connection.execute("SELECT current_setting('memory_limit') AS m")[1] == [
+            ("9.5 MiB",)
+        ]
+        with caplog.at_level("WARNING", logger="kpiengine"):
+            assert connection.execute(HUNGRY) == (["n"], [(5_000_000,)])
+        assert "default limit (10MB)" in caplog.text
+        assert "?memory_limit=" in caplog.text
+        # the same locked-down connection, without the limit, for the rest of the run
+        assert connection.execute("SELECT current_setting('memory_limit') AS m")[1] != [
+            ("9.5 MiB",)
+        ]
+        assert connection.execute("SELECT count(*) AS n FROM opportunities")[1][0][0] > 0
+        locked = connection.execute(
+            "SELECT current_setting('enable_external_access') AS a,"
+            " current_setting('lock_configuration') AS b"
+        )[1]
+        assert locked == [(False, True)]
+
+
+def test_out_of_memory_under_a_chosen_limit_is_an_error(tmp_path):
+    url = make_duckdb(tmp_path / "w.duckdb", TABLES)
+    with (
+        kpiengine.connect(f"{url}?memory_limit=10MB") as connection,
+        pytest.raises(EngineError, match="Out of Memory"),
+    ):
+        connection.execute(HUNGRY)

@@ -11,9 +11,10 @@ A ``files://`` connection may read exactly the files its views were made from
 
 from __future__ import annotations
 
+import logging
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from kpiengine.execute.connectors import ClosingConnection, ConnectorSpec, path_
 
 FILE_SUFFIXES = {".parquet": "read_parquet", ".csv": "read_csv", ".tsv": "read_csv"}
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+log = logging.getLogger(__name__)
 
 #: Set on every connection before any user statement runs; ``lock_configuration`` last.
 LOCKED_SETTINGS: tuple[tuple[str, bool], ...] = (
@@ -37,19 +39,49 @@ class DuckDBConnection(ClosingConnection):
 
     dialect = "duckdb"
 
-    def __init__(self, connection: Any) -> None:
+    def __init__(self, connection: Any, unlimited: Callable[[], Any] | None = None) -> None:
         self._connection = connection
+        #: opens the same data again without kpiengine's default memory limit, for the one
+        #: retry of a statement that ran out of memory under it (None: no retry, e.g. the
+        #: URL chose a limit)
+        self._unlimited = unlimited
 
     def execute(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
         import duckdb
 
         try:
-            _check_one_query(self._connection, sql)
-            cursor = self._connection.execute(sql)
-            rows = cursor.fetchall()
+            return self._query(sql)
+        except duckdb.OutOfMemoryException as error:
+            if self._unlimited is None:
+                raise EngineError(f"DuckDB: {error}") from error
         except duckdb.Error as error:
             raise EngineError(f"DuckDB: {error}") from error
+        try:
+            self._lift_limit()
+            return self._query(sql)
+        except duckdb.Error as error:
+            raise EngineError(f"DuckDB: {error}") from error
+
+    def _query(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        _check_one_query(self._connection, sql)
+        cursor = self._connection.execute(sql)
+        rows = cursor.fetchall()
         return [d[0] for d in cursor.description or []], rows
+
+    def _lift_limit(self) -> None:
+        """Reopen without the default buffer pool limit (the configuration is locked, so
+        the limit cannot be raised on this connection): a statement DuckDB cannot run in
+        it (one over 50M rows) still runs, as it would with DuckDB's own default."""
+        assert self._unlimited is not None
+        log.warning(
+            "DuckDB needed more memory than kpiengine's default limit (%s) for this "
+            "statement: running it again with DuckDB's own (80 %% of RAM); choose one "
+            "with ?memory_limit= in the connector URL",
+            DEFAULT_MEMORY_LIMIT,
+        )
+        unlimited, self._unlimited = self._unlimited, None
+        self._connection.close()
+        self._connection = unlimited()
 
     def columns(self, table: str) -> dict[str, str] | None:
         schema, _, name = table.rpartition(".")
@@ -118,35 +150,49 @@ def _lock(connection: Any) -> None:
 #: (a 256 MiB block it cannot spill), 750MB passes (docs/performance.md).
 DEFAULT_MEMORY_LIMIT = "800MB"
 #: DuckDB's allocator keeps freed memory for reuse up to these thresholds (128 MiB per
-#: thread, 512 MiB after bulk frees) before handing it back: ≈ 100 MB of peak RSS.
-_ALLOCATOR_FLUSH = {
+#: thread, 512 MiB after bulk frees) before handing it back: ≈ 100 MB of peak RSS here,
+#: ≈ 230 MB for the sample writer (kpiengine/sample/write.py uses them too).
+ALLOCATOR_FLUSH = {
     "allocator_flush_threshold": "16MB",
     "allocator_bulk_deallocation_flush_threshold": "64MB",
 }
 
 
-def _config(url: str) -> dict[str, Any]:
-    """``?memory_limit=4GB`` in the URL overrides the default; spills go to the system temp
-    folder (the database itself is opened read-only). Extensions are never fetched."""
+def _chosen_limit(url: str) -> str | None:
+    """The ``?memory_limit=`` of the URL, if it gives one."""
     from urllib.parse import parse_qs, urlsplit
 
-    query = parse_qs(urlsplit(url).query)
-    limit = query.get("memory_limit", [DEFAULT_MEMORY_LIMIT])[0]
+    return parse_qs(urlsplit(url).query).get("memory_limit", [None])[0]
+
+
+def _config(url: str, limited: bool = True) -> dict[str, Any]:
+    """``?memory_limit=4GB`` in the URL overrides the default (``limited=False``: DuckDB's
+    own); spills go to the system temp folder (the database itself is opened read-only).
+    Extensions are never fetched."""
+    limit = _chosen_limit(url) or (DEFAULT_MEMORY_LIMIT if limited else None)
     spill = Path(tempfile.gettempdir()) / "kpiengine-duckdb-spill"
-    return {
-        "memory_limit": limit,
+    config: dict[str, Any] = {
         "temp_directory": str(spill),
         "autoinstall_known_extensions": False,
         "autoload_known_extensions": False,
-        **_ALLOCATOR_FLUSH,
+        **ALLOCATOR_FLUSH,
     }
+    if limit is not None:
+        config["memory_limit"] = limit
+    return config
 
 
-def _open(database: str, url: str, read_only: bool, allowed: Sequence[Path] = ()) -> Any:
+def _open(
+    database: str,
+    url: str,
+    read_only: bool,
+    allowed: Sequence[Path] = (),
+    limited: bool = True,
+) -> Any:
     """A DuckDB connection with the URL's settings; ``allowed`` files stay readable."""
     import duckdb
 
-    connection = duckdb.connect(database, read_only=read_only, config=_config(url))
+    connection = duckdb.connect(database, read_only=read_only, config=_config(url, limited))
     if allowed:
         # a bound parameter, never pasted into SQL; set before external access goes off
         connection.execute("SET allowed_paths = ?", [[str(p) for p in allowed]])
@@ -160,13 +206,20 @@ def open_duckdb(url: str) -> DuckDBConnection:
     memory = not path or path == ":memory:"
     if not memory and not Path(path).exists():
         raise EngineError(f"DuckDB database `{path}` does not exist (from {redact_url(url)})")
-    try:
-        connection = _open(":memory:" if memory else path, url, read_only=not memory)
+
+    def connect(limited: bool = True) -> Any:
+        connection = _open(":memory:" if memory else path, url, not memory, limited=limited)
         _lock(connection)
+        return connection
+
+    try:
+        connection = connect()
     except duckdb.Error as error:
         where = redact_url(url) if memory else f"DuckDB database `{path}`"
         raise EngineError(f"cannot open {where}: {error}") from error
-    return DuckDBConnection(connection)
+    # an in-memory database reopened would be empty: no retry there
+    retry = None if memory or _chosen_limit(url) else lambda: connect(limited=False)
+    return DuckDBConnection(connection, retry)
 
 
 def open_files(url: str) -> DuckDBConnection:
@@ -184,16 +237,23 @@ def open_files(url: str) -> DuckDBConnection:
         for file in sorted(folder.iterdir())
         if file.suffix.lower() in FILE_SUFFIXES and _IDENTIFIER.match(file.stem) and file.is_file()
     }
-    try:
-        connection = _open(":memory:", url, read_only=False, allowed=[f for _, f in files.values()])
+
+    def connect(limited: bool = True) -> Any:
+        allowed = [f for _, f in files.values()]
+        connection = _open(":memory:", url, read_only=False, allowed=allowed, limited=limited)
         for name, (reader, file) in files.items():
             # The path is passed as a value, never pasted into SQL.
             relation = getattr(connection, reader)(str(file))
             relation.create_view(name)
         _lock(connection)
+        return connection
+
+    try:
+        connection = connect()
     except duckdb.Error as error:
         raise EngineError(f"cannot open {redact_url(url)}: {error}") from error
-    return DuckDBConnection(connection)
+    retry = None if _chosen_limit(url) else lambda: connect(limited=False)
+    return DuckDBConnection(connection, retry)
 
 
 DUCKDB_CONNECTORS = (

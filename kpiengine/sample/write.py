@@ -38,6 +38,7 @@ import pyarrow as pa
 
 from kpiengine.errors import EngineError, UsageError
 from kpiengine.execute.connectors import path_of
+from kpiengine.execute.duckdb_connector import ALLOCATOR_FLUSH
 from kpiengine.sample.columns import iso_dates, iso_timestamps
 from kpiengine.sample.generate import check_arguments, generate
 from kpiengine.sample.tables import SPEC_BY_NAME, TABLES
@@ -196,9 +197,10 @@ def _remove(*paths: Path) -> None:
 
 
 #: The buffer pool otherwise keeps every block written (6.2 GB over a 10M sample): appends
-#: need little memory, and written blocks are on disk already (512MB: 1.64 GB peak at 2M,
-#: against 2.05 GB with DuckDB's default and 1.82 GB with 1GB; ≈ 1.5× slower to write).
-_DUCKDB_WRITER_CONFIG = {"memory_limit": "512MB"}
+#: need little memory, and written blocks are on disk already. Peak RSS writing 5M deals:
+#: 2.06 GB with 512MB, 1.83 GB adding the allocator's flush thresholds, 1.51 GB with 256MB
+#: (docs/performance.md).
+_DUCKDB_WRITER_CONFIG = {"memory_limit": "256MB", **ALLOCATOR_FLUSH}
 
 
 class DuckDBWriter:
