@@ -104,29 +104,30 @@ HUNGRY = "SELECT length(list(i)) AS n FROM range(5000000) AS t(i)"
 
 
 @pytest.mark.parametrize("kind", ["duckdb", "files"])
-def test_out_of_memory_under_the_default_limit_runs_again_without_it(
+def test_out_of_memory_under_the_default_limit_runs_again_with_wider_ones(
     tmp_path, monkeypatch, caplog, kind
 ):
     """The default buffer pool keeps memory low; a statement that cannot fit in it runs
-    again with DuckDB's own limit (a warning says so) rather than failing."""
+    again with each wider limit in turn (a warning each time) rather than failing."""
     from kpiengine.execute import duckdb_connector
 
     monkeypatch.setattr(duckdb_connector, "DEFAULT_MEMORY_LIMIT", "10MB")
+    monkeypatch.setattr(duckdb_connector, "WIDER_LIMITS", ("20MB", None))
     url = make_duckdb(tmp_path / "w.duckdb", TABLES)
     if kind == "files":
         url = f"files:///{_files_dir(tmp_path, 'parquet')}"
+    setting = "SELECT current_setting('memory_limit') AS m"
     with kpiengine.connect(url) as connection:
-        assert connection.execute("SELECT current_setting('memory_limit') AS m")[1] == [
-            ("9.5 MiB",)
-        ]
+        assert connection.execute(setting)[1] == [("9.5 MiB",)]
         with caplog.at_level("WARNING", logger="kpiengine"):
             assert connection.execute(HUNGRY) == (["n"], [(5_000_000,)])
-        assert "default limit (10MB)" in caplog.text
-        assert "?memory_limit=" in caplog.text
-        # the same locked-down connection, without the limit, for the rest of the run
-        assert connection.execute("SELECT current_setting('memory_limit') AS m")[1] != [
-            ("9.5 MiB",)
-        ]
+        warnings = [r.getMessage() for r in caplog.records]
+        assert len(warnings) == 2, warnings  # 20MB is not enough either
+        assert "more memory than 10MB" in warnings[0] and "with 20MB" in warnings[0]
+        assert "more memory than 20MB" in warnings[1] and "80 % of RAM" in warnings[1]
+        assert all("?memory_limit=" in w for w in warnings)
+        # the same locked-down connection, with DuckDB's own limit, for the rest of the run
+        assert connection.execute(setting)[1] not in ([("9.5 MiB",)], [("19.0 MiB",)])
         assert connection.execute("SELECT count(*) AS n FROM opportunities")[1][0][0] > 0
         locked = connection.execute(
             "SELECT current_setting('enable_external_access') AS a,"

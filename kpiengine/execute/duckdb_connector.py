@@ -39,28 +39,30 @@ class DuckDBConnection(ClosingConnection):
 
     dialect = "duckdb"
 
-    def __init__(self, connection: Any, unlimited: Callable[[], Any] | None = None) -> None:
+    def __init__(self, connection: Any, reopen: Callable[[str | None], Any] | None = None) -> None:
         self._connection = connection
-        #: opens the same data again without kpiengine's default memory limit, for the one
-        #: retry of a statement that ran out of memory under it (None: no retry, e.g. the
-        #: URL chose a limit)
-        self._unlimited = unlimited
+        #: opens the same data again with another memory limit (None: DuckDB's own), for
+        #: a statement that ran out of memory under kpiengine's default; None: no retry
+        #: (e.g. the URL chose the limit)
+        self._reopen = reopen
+        self._limit: str | None = DEFAULT_MEMORY_LIMIT
+        self._wider = list(WIDER_LIMITS)
 
     def execute(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
         import duckdb
 
-        try:
-            return self._query(sql)
-        except duckdb.OutOfMemoryException as error:
-            if self._unlimited is None:
+        while True:
+            try:
+                return self._query(sql)
+            except duckdb.OutOfMemoryException as error:
+                if self._reopen is None or not self._wider:
+                    raise EngineError(f"DuckDB: {error}") from error
+            except duckdb.Error as error:
                 raise EngineError(f"DuckDB: {error}") from error
-        except duckdb.Error as error:
-            raise EngineError(f"DuckDB: {error}") from error
-        try:
-            self._lift_limit()
-            return self._query(sql)
-        except duckdb.Error as error:
-            raise EngineError(f"DuckDB: {error}") from error
+            try:
+                self._widen()
+            except duckdb.Error as error:
+                raise EngineError(f"DuckDB: {error}") from error
 
     def _query(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
         _check_one_query(self._connection, sql)
@@ -68,20 +70,21 @@ class DuckDBConnection(ClosingConnection):
         rows = cursor.fetchall()
         return [d[0] for d in cursor.description or []], rows
 
-    def _lift_limit(self) -> None:
-        """Reopen without the default buffer pool limit (the configuration is locked, so
-        the limit cannot be raised on this connection): a statement DuckDB cannot run in
-        it (one over 50M rows) still runs, as it would with DuckDB's own default."""
-        assert self._unlimited is not None
+    def _widen(self) -> None:
+        """Reopen with the next wider limit (the configuration is locked, so the limit
+        cannot be raised on this connection): a statement DuckDB cannot run in the
+        default pool (the catalog over 50M rows) still runs, in as little as it can."""
+        assert self._reopen is not None
+        limit = self._wider.pop(0)
         log.warning(
-            "DuckDB needed more memory than kpiengine's default limit (%s) for this "
-            "statement: running it again with DuckDB's own (80 %% of RAM); choose one "
-            "with ?memory_limit= in the connector URL",
-            DEFAULT_MEMORY_LIMIT,
+            "DuckDB needed more memory than %s for this statement: running it again with "
+            "%s; choose a limit with ?memory_limit= in the connector URL",
+            self._limit,
+            limit or "DuckDB's own limit (80 % of RAM)",
         )
-        unlimited, self._unlimited = self._unlimited, None
         self._connection.close()
-        self._connection = unlimited()
+        self._connection = self._reopen(limit)
+        self._limit = limit
 
     def columns(self, table: str) -> dict[str, str] | None:
         schema, _, name = table.rpartition(".")
@@ -149,6 +152,10 @@ def _lock(connection: Any) -> None:
 #: DuckDB allocates ≈ 200 MB more outside the pool; 600MB fails on the catalog over 10M
 #: (a 256 MiB block it cannot spill), 750MB passes (docs/performance.md).
 DEFAULT_MEMORY_LIMIT = "800MB"
+#: Limits a statement that ran out of memory under the default runs again with, in turn
+#: (None: DuckDB's own, 80 % of RAM). The catalog over 50M rows needs more than 800MB:
+#: `kpi run --all` peaks at 4.2 GiB with 4GB, at 19.6 GiB with DuckDB's own limit.
+WIDER_LIMITS: tuple[str | None, ...] = ("4GB", None)
 #: DuckDB's allocator keeps freed memory for reuse up to these thresholds (128 MiB per
 #: thread, 512 MiB after bulk frees) before handing it back: ≈ 100 MB of peak RSS here,
 #: ≈ 230 MB for the sample writer (kpiengine/sample/write.py uses them too).
@@ -165,11 +172,11 @@ def _chosen_limit(url: str) -> str | None:
     return parse_qs(urlsplit(url).query).get("memory_limit", [None])[0]
 
 
-def _config(url: str, limited: bool = True) -> dict[str, Any]:
-    """``?memory_limit=4GB`` in the URL overrides the default (``limited=False``: DuckDB's
-    own); spills go to the system temp folder (the database itself is opened read-only).
-    Extensions are never fetched."""
-    limit = _chosen_limit(url) or (DEFAULT_MEMORY_LIMIT if limited else None)
+def _config(url: str, limit: str | None = DEFAULT_MEMORY_LIMIT) -> dict[str, Any]:
+    """``?memory_limit=4GB`` in the URL overrides ``limit`` (None: DuckDB's own); spills go
+    to the system temp folder (the database itself is opened read-only). Extensions are
+    never fetched."""
+    limit = _chosen_limit(url) or limit
     spill = Path(tempfile.gettempdir()) / "kpiengine-duckdb-spill"
     config: dict[str, Any] = {
         "temp_directory": str(spill),
@@ -187,12 +194,12 @@ def _open(
     url: str,
     read_only: bool,
     allowed: Sequence[Path] = (),
-    limited: bool = True,
+    limit: str | None = DEFAULT_MEMORY_LIMIT,
 ) -> Any:
     """A DuckDB connection with the URL's settings; ``allowed`` files stay readable."""
     import duckdb
 
-    connection = duckdb.connect(database, read_only=read_only, config=_config(url, limited))
+    connection = duckdb.connect(database, read_only=read_only, config=_config(url, limit))
     if allowed:
         # a bound parameter, never pasted into SQL; set before external access goes off
         connection.execute("SET allowed_paths = ?", [[str(p) for p in allowed]])
@@ -207,8 +214,8 @@ def open_duckdb(url: str) -> DuckDBConnection:
     if not memory and not Path(path).exists():
         raise EngineError(f"DuckDB database `{path}` does not exist (from {redact_url(url)})")
 
-    def connect(limited: bool = True) -> Any:
-        connection = _open(":memory:" if memory else path, url, not memory, limited=limited)
+    def connect(limit: str | None = DEFAULT_MEMORY_LIMIT) -> Any:
+        connection = _open(":memory:" if memory else path, url, not memory, limit=limit)
         _lock(connection)
         return connection
 
@@ -218,7 +225,7 @@ def open_duckdb(url: str) -> DuckDBConnection:
         where = redact_url(url) if memory else f"DuckDB database `{path}`"
         raise EngineError(f"cannot open {where}: {error}") from error
     # an in-memory database reopened would be empty: no retry there
-    retry = None if memory or _chosen_limit(url) else lambda: connect(limited=False)
+    retry = None if memory or _chosen_limit(url) else connect
     return DuckDBConnection(connection, retry)
 
 
@@ -238,9 +245,9 @@ def open_files(url: str) -> DuckDBConnection:
         if file.suffix.lower() in FILE_SUFFIXES and _IDENTIFIER.match(file.stem) and file.is_file()
     }
 
-    def connect(limited: bool = True) -> Any:
+    def connect(limit: str | None = DEFAULT_MEMORY_LIMIT) -> Any:
         allowed = [f for _, f in files.values()]
-        connection = _open(":memory:", url, read_only=False, allowed=allowed, limited=limited)
+        connection = _open(":memory:", url, read_only=False, allowed=allowed, limit=limit)
         for name, (reader, file) in files.items():
             # The path is passed as a value, never pasted into SQL.
             relation = getattr(connection, reader)(str(file))
@@ -252,7 +259,7 @@ def open_files(url: str) -> DuckDBConnection:
         connection = connect()
     except duckdb.Error as error:
         raise EngineError(f"cannot open {redact_url(url)}: {error}") from error
-    retry = None if _chosen_limit(url) else lambda: connect(limited=False)
+    retry = None if _chosen_limit(url) else connect
     return DuckDBConnection(connection, retry)
 
 

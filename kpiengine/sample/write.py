@@ -201,6 +201,8 @@ def _remove(*paths: Path) -> None:
 #: 2.06 GB with 512MB, 1.83 GB adding the allocator's flush thresholds, 1.51 GB with 256MB
 #: (docs/performance.md).
 _DUCKDB_WRITER_CONFIG = {"memory_limit": "256MB", **ALLOCATOR_FLUSH}
+#: the name the batches being written are registered under
+_STREAM = "kpiengine_sample_stream"
 
 
 class DuckDBWriter:
@@ -231,30 +233,34 @@ class DuckDBWriter:
         self.replace = replace
 
     def write_table(self, table: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> None:
-        reader = pa.RecordBatchReader.from_batches(schema, batches)
-        name = "kpiengine_sample_stream"
-        try:
-            if self.replace:
-                self.connection.execute(f'DROP TABLE IF EXISTS "{table}"')
-            self.connection.register(name, reader)
-            self.connection.execute(f'CREATE TABLE "{table}" AS SELECT * FROM {name}')
-        except self._error as error:
-            raise EngineError(f"DuckDB: cannot write {table}: {error}") from error
-        finally:
-            self.connection.unregister(name)
+        create = f'CREATE TABLE "{table}" AS SELECT * FROM {_STREAM}'
+        self._load(table, schema, batches, create, drop=self.replace)
 
     def append_table(
         self, table: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch]
     ) -> None:
-        reader = pa.RecordBatchReader.from_batches(schema, batches)
-        name = "kpiengine_sample_stream"
+        insert = f'INSERT INTO "{table}" SELECT * FROM {_STREAM}'
+        self._load(table, schema, batches, insert, drop=False)
+
+    def _load(
+        self,
+        table: str,
+        schema: pa.Schema,
+        batches: Iterator[pa.RecordBatch],
+        statement: str,
+        drop: bool,
+    ) -> None:
+        """Run ``statement`` reading the batches as the view ``_STREAM`` (Arrow, streamed),
+        after dropping the table first if ``drop``."""
         try:
-            self.connection.register(name, reader)
-            self.connection.execute(f'INSERT INTO "{table}" SELECT * FROM {name}')
+            if drop:
+                self.connection.execute(f'DROP TABLE IF EXISTS "{table}"')
+            self.connection.register(_STREAM, pa.RecordBatchReader.from_batches(schema, batches))
+            self.connection.execute(statement)
         except self._error as error:
             raise EngineError(f"DuckDB: cannot write {table}: {error}") from error
         finally:
-            self.connection.unregister(name)
+            self.connection.unregister(_STREAM)
 
     def commit(self) -> None:
         if self.fresh:
