@@ -59,15 +59,8 @@ class Writer(Protocol):
     def abort(self) -> None:
         """Leave the target as it was before."""
 
-
-class AppendingWriter(Writer, Protocol):
-    """A writer that can add rows to a table it wrote: what a big (sharded) sample
-    company needs to stream straight to the target."""
-
-    def append_table(
-        self, table: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch]
-    ) -> None:
-        """Add the batches to ``table``, written by ``write_table`` before."""
+    # optional: ``append_table(table, schema, batches)`` adds rows to a table written
+    # before; a sharded company then streams straight to the target (module docstring)
 
 
 @dataclass(frozen=True)
@@ -104,7 +97,7 @@ def write_sample(
     """
     from kpiengine.plugins.manager import default_host
 
-    shards = check_arguments(rows, seed, shard_rows)
+    shard_size = check_arguments(rows, seed, shard_rows)
     writer = (plugins or default_host()).sample_writer(url).open(url, replace)
     counts: dict[str, int] = {}
     failure: list[BaseException] = []
@@ -125,7 +118,7 @@ def write_sample(
     append = getattr(writer, "append_table", None)
     try:
         batches = generate(rows, seed, shard_rows=shard_rows)
-        if rows > shards and append is None:
+        if rows > shard_size and append is None:
             batches = table_by_table(batches)
         for table, group in groupby(batches, key=lambda item: item[0]):
             schema = SPEC_BY_NAME[table].schema
