@@ -10,7 +10,7 @@ Shape of the statement (every name below is generated, never user text)::
          grid AS (spine × combos),
          l0 AS (grid LEFT JOIN every scan: source KPIs as columns k0..),
          l1 .. ln AS (derived KPIs, layer by layer)
-    SELECT period, d0.., f0.., k0.. FROM ln ORDER BY period, d0..
+    SELECT period, d0.., f0.., k0.. FROM ln        -- unordered: kpi run sorts the rows
 
 When the last layer selects exactly the result's columns (no hidden step, no look-back
 to cut off), it is the final SELECT itself rather than a CTE read back: a one-KPI
@@ -320,11 +320,10 @@ class _QueryBuilder:
                 exp.GTE(this=_col("period", table=last), expression=self.rules.date_literal(start)),
                 copy=False,
             )
-        if keys:
-            query = query.order_by(
-                *(exp.Ordered(this=_col(k, table=last), nulls_first=False) for k in keys),
-                copy=False,
-            )
+        # no ORDER BY: `kpi run` sorts the rows itself (execute/run.py, one key on every
+        # engine); the sort in SQL cost a fixed 0.4-0.7 ms of DuckDB CPU, 1-1.5 points of
+        # the 10-KPI by-region ratio to hand SQL at 1M (docs/performance.md, issue 16)
+
         # the WITH clause built directly: ``with_`` parses each CTE's name as SQL and
         # deep-copies its body (13 % of building a one-KPI statement)
         query.set("with_", exp.With(expressions=[_cte(name, body) for name, body in ctes]))

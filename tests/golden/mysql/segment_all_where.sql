@@ -30,5 +30,3 @@ SELECT
 FROM grid
 LEFT JOIN s0
   ON s0.d0 <=> grid.d0
-ORDER BY
-  CASE WHEN grid.d0 IS NULL THEN 1 ELSE 0 END, grid.d0

@@ -53,6 +53,3 @@ SELECT
 FROM grid
 LEFT JOIN s0
   ON s0.period = grid.period AND s0.d0 <=> grid.d0
-ORDER BY
-  CASE WHEN grid.period IS NULL THEN 1 ELSE 0 END, grid.period,
-  CASE WHEN grid.d0 IS NULL THEN 1 ELSE 0 END, grid.d0

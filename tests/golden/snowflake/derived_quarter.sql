@@ -55,5 +55,3 @@ SELECT
   l1.k2,
   l1.k5
 FROM l1
-ORDER BY
-  l1.period

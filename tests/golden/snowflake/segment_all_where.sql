@@ -30,5 +30,3 @@ SELECT
 FROM grid
 LEFT JOIN s0
   ON s0.d0 IS NOT DISTINCT FROM grid.d0
-ORDER BY
-  grid.d0

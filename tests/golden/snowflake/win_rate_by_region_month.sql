@@ -41,6 +41,3 @@ SELECT
 FROM grid
 LEFT JOIN s0
   ON s0.period = grid.period AND s0.d0 IS NOT DISTINCT FROM grid.d0
-ORDER BY
-  grid.period,
-  grid.d0

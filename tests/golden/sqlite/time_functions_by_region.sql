@@ -166,6 +166,3 @@ SELECT
 FROM l1
 WHERE
   l1.period >= '2024-03-01'
-ORDER BY
-  l1.period NULLS LAST,
-  l1.d0 NULLS LAST

@@ -42,6 +42,3 @@ SELECT
 FROM grid
 LEFT JOIN s0
   ON s0.period = grid.period AND s0.d0 IS grid.d0
-ORDER BY
-  grid.period NULLS LAST,
-  grid.d0 NULLS LAST

@@ -167,6 +167,3 @@ SELECT
 FROM l1
 WHERE
   l1.period >= CAST('2024-03-01' AS DATE)
-ORDER BY
-  l1.period,
-  l1.d0

@@ -55,5 +55,3 @@ SELECT
   l1.k2,
   l1.k5
 FROM l1
-ORDER BY
-  CASE WHEN l1.period IS NULL THEN 1 ELSE 0 END, l1.period
