@@ -1,13 +1,17 @@
 """Hand-written DuckDB statements for bench/hand_sql.py beyond the opportunity sets: 28
 common catalog KPIs over seven tables, with and without the conformed `region`, and the
-bundled catalog less its time-function, window and conversion KPIs (105 KPIs).
+whole bundled catalog (133 KPIs: time functions, windows and conversions included).
 
 Written as an analyst fluent in SQL writes them: one aggregate per table and time column
 (`FILTER` clauses for the conditional measures), each joined to a month spine (with a
 dimension: the spine × the regions that occur), derived ratios computed in the final
 `SELECT`. The region of invoices, MRR snapshots, support tickets and NPS answers is the
 account's (a join to `accounts`, as `kpiengine.yaml`'s conformed dimension says);
-opportunities, leads and spend have their own `region` column, which wins.
+opportunities, leads and spend have their own `region` column, which wins. The catalog's
+time functions read narrow all-history aggregates laid on a month spine (window
+functions: running totals, rolling sums, `LAG`, the streak), its to-date KPIs are window
+sums partitioned by year or quarter, its 90-day distinct count a range join, its
+conversions a join of the leads to their deals (SPEC §5, §13.1, §13.5 say what each means).
 """
 
 from __future__ import annotations
@@ -155,44 +159,17 @@ def k28_sql(by_region: bool, join_kind: str = "") -> str:
         SELECT k.period, k.region, {K28_VALUES} FROM keys k {joins}"""
 
 
-# -- the catalog without its time functions, windows and conversions ----------------------
-
-#: What the catalog set leaves out, and why: their hand SQL is a project of its own (look-back
-#: scans and window functions per KPI, a funnel join per conversion) — the time-function
-#: and window sets of hand_sql.py and windows_speed.py measure samples of each kind.
-CATALOG_LEFT_OUT = {
-    "time functions (previous, growth, rolling_sum, cumulative_sum, streak) and the KPIs "
-    "derived from them": [
-        "headcount",
-        "employee_retention",
-        "pipeline_value",
-        "open_deals",
-        "pipeline_coverage",
-        "trailing_revenue_6m",
-        "trailing_revenue_12m",
-        "trailing_growth_6m",
-        "trailing_growth_12m",
-        "new_mrr_yoy",
-        "trailing_growth",
-        "marginal_revenue",
-        "monthly_sales_growth",
-        "quota_consistency",
-        "revenue_yoy",
-        "open_escalations",
-    ],
-    "windows (to date, trailing)": [
-        "revenue_ytd",
-        "revenue_qtd",
-        "win_rate_ytd",
-        "quota_qtd",
-        "quota_attainment_qtd",
-        "revenue_t6m",
-        "revenue_t12m",
-        "revenue_t18m",
-        "active_accounts_90d",
-    ],
-    "conversions": ["lead_to_customer_rate", "lead_to_opportunity_rate", "mql_to_sql_rate"],
-}
+# -- the whole catalog ------------------------------------------------------------------
+#
+# Three layers, as an analyst writes them: one aggregate per table and time column over
+# 2025 (CATALOG_AGGREGATES; the conversions' flags per lead inside the leads' one), narrow
+# all-history aggregates for the time functions (HISTORY_AGGREGATES) laid on a contiguous
+# month spine where window functions give the running totals, rolling sums, look-backs
+# (LAG) and the streak (HISTORY_COLUMNS, then LOOK_BACK_COLUMNS over those), and a range
+# join of the months to the activities for the one distinct count over 90 days
+# (ACTIVE_ACCOUNTS). Year- and quarter-to-date sums are window sums over the 2025
+# aggregates in the final SELECT (PARTITION BY year / quarter: the calendar is the fiscal
+# year, fiscal_year_start 1).
 
 
 def _agg(time: str, table: str, measures: str, where: str = "") -> str:
@@ -210,7 +187,7 @@ WON = "FILTER (WHERE stage = 'won')"
 SHUT = "FILTER (WHERE stage IN ('won', 'lost'))"
 REAL = "region != 'internal'"
 
-#: One aggregate per table and time column: 24 scans for 105 KPIs.
+#: One aggregate per table and time column over 2025 (24; the leads' joined to their deals).
 CATALOG_AGGREGATES = {
     "o": _agg(
         "closed_at",
@@ -233,14 +210,32 @@ CATALOG_AGGREGATES = {
         f"COUNT(*) AS created, SUM(amount) AS pipeline, COUNT(*) {WON} AS opened_won",
         REAL,
     ),
-    "l": _agg(
-        "created_at",
+    # the conversions (SPEC 13.5): a lead converts when one event of the same lead falls in
+    # [its time, its time + within]; events after 2025 count, the event source has no filter.
+    # One join of the leads to their deals, flags per lead (BOOL_OR), then the month's counts.
+    "l": f"""SELECT {_month("created_at")}, COUNT(*) AS leads, COUNT(mql_at) AS became_mql,
+           COUNT(*) FILTER (WHERE source = 'referral') AS referrals,
+           COUNT(*) FILTER (WHERE won_180) AS became_customer,
+           COUNT(*) FILTER (WHERE opened_60) AS became_opportunity
+        FROM (
+          SELECT t.lead_id, t.created_at, t.mql_at, t.source,
+                 BOOL_OR(o.stage = 'won' AND o.closed_at BETWEEN t.created_at
+                                                 AND t.created_at + INTERVAL 180 DAY) AS won_180,
+                 BOOL_OR(o.created_at BETWEEN t.created_at
+                                          AND t.created_at + INTERVAL 60 DAY) AS opened_60
+          FROM leads t LEFT JOIN opportunities o ON o.lead_id = t.lead_id
+          WHERE {_in_2025("t.created_at")} AND t.region != 'internal'
+          GROUP BY ALL)
+        GROUP BY ALL""",
+    # lead_id is the leads' key: the SQL event of an MQL is its own row's sql_at
+    "lm": _agg(
+        "mql_at",
         "leads",
-        """COUNT(*) AS leads, COUNT(mql_at) AS became_mql,
-           COUNT(*) FILTER (WHERE source = 'referral') AS referrals""",
+        """COUNT(*) AS mqls,
+           COUNT(*) FILTER (WHERE sql_at BETWEEN mql_at AND mql_at + INTERVAL 30 DAY)
+             AS became_sql""",
         REAL,
     ),
-    "lm": _agg("mql_at", "leads", "COUNT(*) AS mqls", REAL),
     "ls": _agg("sql_at", "leads", "COUNT(*) AS sqls", REAL),
     "lc": _agg("customer_at", "leads", f"AVG({_days('created_at', 'customer_at')}) AS days", REAL),
     "i": _agg(
@@ -336,6 +331,79 @@ CATALOG_AGGREGATES = {
     "f": _agg("month", "forecasts", "SUM(forecast) AS forecast"),
 }
 
+
+def _until_2026(time: str, table: str, measures: str, where: str = "", since: str = "") -> str:
+    """One aggregate of ``table`` per month of ``time`` up to the end of 2025: from the first
+    row (all history) unless ``since`` says how far back the look-backs reach."""
+    extra = f" AND {time} >= '{since}'" if since else ""
+    extra += f" AND {where}" if where else ""
+    return f"""SELECT {_month(time)}, {measures}
+        FROM {table} WHERE {time} < '2026-01-01'{extra} GROUP BY ALL"""
+
+
+#: Narrow aggregates over the history the time functions read: only the measures that a
+#: running total, a look-back, a rolling sum or the streak needs.
+HISTORY_AGGREGATES = {
+    "ho": _until_2026(
+        "closed_at",
+        "opportunities",
+        f"""SUM(amount) {WON} AS revenue, SUM(quantity) {WON} AS units,
+            COUNT(*) {SHUT} AS closed, SUM(amount) {SHUT} AS pipeline_closed""",
+        REAL,
+    ),
+    "hn": _until_2026(
+        "created_at", "opportunities", "COUNT(*) AS created, SUM(amount) AS pipeline", REAL
+    ),
+    "he": _until_2026("hire_date", "employees", "COUNT(*) AS hires"),
+    "hd": _until_2026("termination_date", "employees", "COUNT(*) AS departures"),
+    "hs": _until_2026("created_at", "support_tickets", "COUNT(*) AS escalations", "escalated"),
+    "hr": _until_2026("resolved_at", "support_tickets", "COUNT(*) AS resolved", "escalated"),
+    "hq": _until_2026("month", "quotas", "SUM(quota) AS quota"),
+    # new MRR a year before 2025 (growth(new_mrr, 1, year))
+    "hm": _until_2026(
+        "snapshot_date",
+        "mrr_snapshots",
+        "SUM(mrr_change) FILTER (WHERE movement = 'new') AS new",
+        since="2024-01-01",
+    ),
+}
+
+#: Per month of the history spine: running totals from the first row, rolling sums over the
+#: spine's rows (a month spine makes `ROWS n PRECEDING` the trailing n months, empty months
+#: included), and the break marks of the streak. `w` orders the spine.
+HISTORY_COLUMNS = """ho.revenue, ho.units, COALESCE(hm.new, 0) AS new,
+    ROW_NUMBER() OVER w AS idx, ho.revenue / NULLIF(hq.quota, 0) AS attainment,
+    SUM(COALESCE(hn.pipeline, 0)) OVER w - SUM(COALESCE(ho.pipeline_closed, 0)) OVER w
+      AS pipeline_value,
+    SUM(COALESCE(hn.created, 0)) OVER w - SUM(COALESCE(ho.closed, 0)) OVER w AS open_deals,
+    SUM(COALESCE(he.hires, 0)) OVER w - SUM(COALESCE(hd.departures, 0)) OVER w AS headcount,
+    SUM(COALESCE(hs.escalations, 0)) OVER w - SUM(COALESCE(hr.resolved, 0)) OVER w
+      AS open_escalations,
+    SUM(ho.revenue) OVER (w ROWS 5 PRECEDING) AS t6,
+    SUM(ho.revenue) OVER (w ROWS 11 PRECEDING) AS t12,
+    SUM(ho.revenue) OVER (w ROWS 17 PRECEDING) AS t18"""
+
+#: The look-backs over HISTORY_COLUMNS (a window over windows needs a second layer); the
+#: streak is the distance to the last month whose attainment was not >= 1 (null included).
+LOOK_BACK_COLUMNS = """*, LAG(revenue) OVER w AS revenue_1, LAG(units) OVER w AS units_1,
+    LAG(revenue, 12) OVER w AS revenue_12, LAG(new, 12) OVER w AS new_12,
+    LAG(headcount) OVER w AS headcount_1, LAG(t6, 12) OVER w AS t6_12,
+    LAG(t12, 6) OVER w AS t12_6, LAG(t12, 12) OVER w AS t12_12,
+    idx - COALESCE(MAX(CASE WHEN attainment >= 1 THEN NULL ELSE idx END) OVER w, 0) AS streak"""
+
+#: Accounts active in the 90 days ending with each month: a range join of the months'
+#: bounds to the activities (a distinct count: no sum of monthly values gives it), the scan
+#: bounded by the first month's window.
+ACTIVE_ACCOUNTS = """WITH bounds AS (
+      SELECT period, CAST(period + INTERVAL 1 MONTH - INTERVAL 90 DAY AS DATE) AS lo,
+             CAST(period + INTERVAL 1 MONTH AS DATE) AS hi
+      FROM months)
+    SELECT b.period, COUNT(DISTINCT t.account_id) AS active
+    FROM bounds b JOIN activities t ON t.occurred_at >= b.lo AND t.occurred_at < b.hi
+    WHERE t.occurred_at >= '2024-11-03' AND t.occurred_at < '2026-01-01'
+    GROUP BY ALL"""
+
+
 # derived inputs, spelled once
 _AOV = "i.invoiced / NULLIF(i.invoices, 0)"
 _FREQ = "i.invoices / NULLIF(COALESCE(r.customers, 0), 0)"
@@ -378,7 +446,10 @@ CATALOG_VALUES: list[tuple[str, str]] = [
     ("leads_generated", "COALESCE(l.leads, 0)"),
     ("mqls", "COALESCE(lm.mqls, 0)"),
     ("sqls", "COALESCE(ls.sqls, 0)"),
+    ("lead_to_customer_rate", "l.became_customer / NULLIF(l.leads, 0)"),
+    ("lead_to_opportunity_rate", "l.became_opportunity / NULLIF(l.leads, 0)"),
     ("lead_to_mql_rate", "l.became_mql / NULLIF(l.leads, 0)"),
+    ("mql_to_sql_rate", "lm.became_sql / NULLIF(lm.mqls, 0)"),
     ("touches_per_lead", "a.touches / NULLIF(a.touched_leads, 0)"),
     ("marketing_spend", "m.marketing"),
     ("cost_per_lead", "m.marketing / NULLIF(COALESCE(l.leads, 0), 0)"),
@@ -394,6 +465,8 @@ CATALOG_VALUES: list[tuple[str, str]] = [
     ("social_leads", "COALESCE(sp.leads, 0)"),
     ("hires", "COALESCE(e.hires, 0)"),
     ("departures", "COALESCE(ed.departures, 0)"),
+    ("headcount", "h.headcount"),
+    ("employee_retention", "(h.headcount - COALESCE(e.hires, 0)) / NULLIF(h.headcount_1, 0)"),
     ("employee_referrals", "COALESCE(e.referred, 0)"),
     ("referral_hire_rate", "e.referred / NULLIF(e.hires, 0)"),
     ("time_to_productivity", "er.ramp"),
@@ -401,11 +474,14 @@ CATALOG_VALUES: list[tuple[str, str]] = [
     ("opportunities_created", "COALESCE(n.created, 0)"),
     ("pipeline_created", "COALESCE(n.pipeline, 0)"),
     ("pipeline_closed", "COALESCE(o.pipeline_closed, 0)"),
+    ("pipeline_value", "h.pipeline_value"),
+    ("open_deals", "h.open_deals"),
     ("demos", "COALESCE(a.demos, 0)"),
     ("meetings", "COALESCE(a.meetings, 0)"),
     ("sales_cycle_length", "o.cycle"),
     ("deal_velocity", "o.velocity"),
     ("lead_time_to_convert", "lc.days"),
+    ("pipeline_coverage", "h.pipeline_value / NULLIF(qu.quota, 0)"),
     ("mrr", "r.mrr"),
     ("arr", "12 * r.mrr"),
     ("starting_mrr", "r.starting"),
@@ -426,12 +502,18 @@ CATALOG_VALUES: list[tuple[str, str]] = [
     ),
     ("revenue_churn_rate", _CHURN_RATE),
     ("growth_ceiling", f"COALESCE(r.new, 0) / NULLIF({_CHURN_RATE}, 0)"),
+    ("trailing_revenue_6m", "h.t6"),
+    ("trailing_revenue_12m", "h.t12"),
+    ("trailing_growth_6m", "(h.t6 - h.t6_12) + h.t12_6"),
+    ("trailing_growth_12m", "(h.t12 - h.t12_12) + h.t12_12"),
     ("arpa", "r.mrr / NULLIF(COALESCE(r.customers, 0), 0)"),
     ("purchase_frequency", _FREQ),
     ("customer_lifetime", _LIFETIME),
     ("clv", _CLV),
     ("unit_lifetime_value", "(o.revenue - m.acquisition) / NULLIF(o.units, 0)"),
     ("clv_cac_ratio", f"{_CLV} / NULLIF({_CAC}, 0)"),
+    ("new_mrr_yoy", "(h.new - h.new_12) / NULLIF(h.new_12, 0)"),
+    ("trailing_growth", "(h.t6 - h.t6_12) + (h.t18 - h.t6)"),
     ("revenue", "o.revenue"),
     ("deals_won", "COALESCE(o.won, 0)"),
     ("deals_lost", "COALESCE(o.lost, 0)"),
@@ -442,9 +524,12 @@ CATALOG_VALUES: list[tuple[str, str]] = [
     ("acv", "o.acv"),
     ("units_sold", "o.units"),
     ("average_revenue_per_unit", "o.revenue / NULLIF(o.units, 0)"),
+    ("marginal_revenue", "(h.revenue - h.revenue_1) / NULLIF(h.units - h.units_1, 0)"),
     ("discount_impact", "1 - o.revenue / NULLIF(o.list_won, 0)"),
+    ("monthly_sales_growth", "(h.revenue - h.revenue_1) / NULLIF(h.revenue_1, 0)"),
     ("quota", "qu.quota"),
     ("quota_attainment", "o.revenue / NULLIF(qu.quota, 0)"),
+    ("quota_consistency", "h.streak"),
     ("active_reps", "COALESCE(qu.active_reps, 0)"),
     ("sales_productivity", "o.revenue / NULLIF(COALESCE(qu.active_reps, 0), 0)"),
     ("sales_forecast", "f.forecast"),
@@ -459,12 +544,23 @@ CATALOG_VALUES: list[tuple[str, str]] = [
     ("calls_per_rep", "COALESCE(a.calls, 0) / NULLIF(COALESCE(a.reps, 0), 0)"),
     ("emails_per_rep", "COALESCE(a.emails, 0) / NULLIF(COALESCE(a.reps, 0), 0)"),
     ("email_reply_rate", "a.replies / NULLIF(a.emails, 0)"),
+    ("revenue_ytd", "SUM(o.revenue) OVER ytd"),
+    ("revenue_qtd", "SUM(o.revenue) OVER qtd"),
+    ("win_rate_ytd", "SUM(o.won) OVER ytd / NULLIF(SUM(o.closed) OVER ytd, 0)"),
+    ("quota_qtd", "SUM(qu.quota) OVER qtd"),
+    ("quota_attainment_qtd", "SUM(o.revenue) OVER qtd / NULLIF(SUM(qu.quota) OVER qtd, 0)"),
+    ("revenue_yoy", "(h.revenue - h.revenue_12) / NULLIF(h.revenue_12, 0)"),
+    ("revenue_t6m", "h.t6"),
+    ("revenue_t12m", "h.t12"),
+    ("revenue_t18m", "h.t18"),
+    ("active_accounts_90d", "COALESCE(aa.active, 0)"),
     ("tickets_opened", "COALESCE(s.tickets, 0)"),
     ("bug_ticket_share", "s.bugs / NULLIF(s.tickets, 0)"),
     ("first_response_time", "s.response"),
     ("resolution_time", "sr.resolution"),
     ("escalations", "COALESCE(s.escalations, 0)"),
     ("escalations_resolved", "COALESCE(sr.escalations_resolved, 0)"),
+    ("open_escalations", "h.open_escalations"),
     ("escalation_rate", "s.escalations / NULLIF(s.tickets, 0)"),
     ("csat", "s.satisfied / NULLIF(s.rated, 0)"),
     ("ces", "s.effort"),
@@ -472,13 +568,34 @@ CATALOG_VALUES: list[tuple[str, str]] = [
 CATALOG = [name for name, _ in CATALOG_VALUES]
 
 
+def _ctes(aggregates: dict[str, str]) -> str:
+    return ",\n".join(f"{name} AS ({body})" for name, body in aggregates.items())
+
+
 def catalog_sql() -> str:
-    """The catalog (less CATALOG_LEFT_OUT) by hand, month grain over 2025, no dimension."""
-    ctes = ",\n".join(f"{name} AS ({body})" for name, body in CATALOG_AGGREGATES.items())
-    spine = (
+    """The whole catalog by hand, month grain over 2025, no dimension: the 2025 aggregates,
+    the history spine's look-backs (``h``) and the 90-day range join (``aa``) left-joined to
+    the 2025 months, the to-date sums as windows over them."""
+    months = (
         "months AS (SELECT CAST(range AS DATE) AS period FROM range(DATE '2025-01-01', "
         "DATE '2026-01-01', INTERVAL 1 MONTH))"
     )
-    joins = " ".join(f"LEFT JOIN {n} ON {n}.period = k.period" for n in CATALOG_AGGREGATES)
+    # the history spine starts at the first month with data (running totals, streak), or
+    # earlier if the look-backs reach further: 2025-01 reads back to 2023-02 (t12, 12 back)
+    firsts = " UNION ALL ".join(f"SELECT MIN(period) FROM {name}" for name in HISTORY_AGGREGATES)
+    history = f"""history AS (SELECT CAST(range AS DATE) AS period FROM range(
+        (SELECT LEAST(MIN(first), DATE '2023-02-01') FROM ({firsts}) f(first)),
+        DATE '2026-01-01', INTERVAL 1 MONTH))"""
+    spine_joins = " ".join(f"LEFT JOIN {n} USING (period)" for n in HISTORY_AGGREGATES)
+    layers = f"""h1 AS (SELECT period, {HISTORY_COLUMNS}
+        FROM history {spine_joins} WINDOW w AS (ORDER BY period)),
+      h AS (SELECT {LOOK_BACK_COLUMNS} FROM h1 WINDOW w AS (ORDER BY period)),
+      aa AS ({ACTIVE_ACCOUNTS})"""
+    joined = [*CATALOG_AGGREGATES, "h", "aa"]
+    joins = " ".join(f"LEFT JOIN {n} ON {n}.period = k.period" for n in joined)
     values = ",\n  ".join(value for _, value in CATALOG_VALUES)
-    return f"WITH {spine}, {ctes}\nSELECT k.period,\n  {values}\nFROM months k {joins}"
+    return f"""WITH {months}, {_ctes(CATALOG_AGGREGATES)}, {_ctes(HISTORY_AGGREGATES)},
+      {history}, {layers}
+    SELECT k.period,\n  {values}\nFROM months k {joins}
+    WINDOW ytd AS (PARTITION BY YEAR(k.period) ORDER BY k.period),
+      qtd AS (PARTITION BY YEAR(k.period), QUARTER(k.period) ORDER BY k.period)"""

@@ -5,6 +5,7 @@ sample change."""
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -17,6 +18,9 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
 sys.path.insert(0, str(BENCH))
 
 import hand_sql  # noqa: E402
+from hand_sql_catalog import CATALOG, catalog_sql  # noqa: E402
+
+SPAN = {"start": hand_sql.START, "end": hand_sql.END}
 
 
 @pytest.fixture(scope="module")
@@ -41,3 +45,35 @@ def test_bench_project_adds_the_median_without_touching_the_catalog() -> None:
     assert "median_deal_size" in project.model.kpis
     catalog = kpiengine.load(hand_sql.ROOT / "definitions")
     assert "median_deal_size" not in catalog.model.kpis
+
+
+def test_hand_streak_counts_the_same_runs(warehouse: str, tmp_path: Path) -> None:
+    """The catalog's quota_consistency is 0 or 1 in every month (company-wide attainment
+    seldom reaches 100 %), so its check compares short runs. The same streak at a floor the
+    sample crosses compares real ones, started before the range (SPEC §5: `streak` looks
+    back)."""
+    floor = "0.6"
+    hand = catalog_sql()
+    assert hand.count("attainment >= 1 ") == 1
+    hand = hand.replace("attainment >= 1 ", f"attainment >= {floor} ")
+    folder = tmp_path / "definitions"
+    shutil.copytree(hand_sql.ROOT / "definitions", folder)
+    (folder / "kpis" / "streak.yaml").write_text(
+        "kpis:\n  - kpi: bench_streak\n    title: Streak\n    unit: count\n"
+        f"    expression: streak(quota_attainment >= {floor})\n",
+        encoding="utf-8",
+    )
+    project = kpiengine.load(folder)
+    connection = kpiengine.connect(warehouse)
+    result = project.run(["bench_streak"], connection, grain="month", **SPAN)
+    names = ["bench_streak" if n == "quota_consistency" else n for n in CATALOG]
+    expected = {
+        key: value
+        for key, value in hand_sql.hand_table(connection.execute(hand)[1], names, False).items()
+        if key[0] == "bench_streak"
+    }
+    ours = hand_sql.table(result, ["bench_streak"], False)
+    hand_sql.same(ours, expected, "streak")
+    assert len(expected) == 12 and max(expected.values()) >= 2  # runs, not only zeros
+    # a run longer than the months of 2025 so far began before the range
+    assert any(value > int(period[5:7]) for (_, period, _), value in expected.items())
