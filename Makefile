@@ -65,12 +65,16 @@ bench-big: $(VENV)/.test  # once, late: 10M rows (1.5 GB RAM and 2 min to genera
 	$(BIN)/python bench/hand_sql.py 10000000 5
 	$(BIN)/python bench/windows_speed.py 10000000 5
 	$(BIN)/python bench/execute_speed.py 10000000
-	$(BIN)/python bench/spark_speed.py 10000000 --repeat 1 --memory 8g
+	$(BIN)/python bench/spark_speed.py 10000000 --repeat 1 --memory 4g
 	$(BIN)/python bench/sample_memory.py 10000000
+	$(BIN)/python bench/sample_memory.py 10000000 --to duckdb:///bench/.data/tmp-10m.duckdb
 	$(BIN)/python bench/catalog_growth.py 3 1000000 10000000
+	$(BIN)/python bench/catalog_growth.py 3 1000000 10000000 --memory-limit 4GB
+	$(BIN)/python bench/spill_profile.py 10000000
 
 bench-50m: $(VENV)/.test  # the catalog's growth up to 50M rows: 19 GB of disk, ≈ 15 min to generate
 	$(BIN)/python bench/sample_memory.py 50000000
+	$(BIN)/python bench/sample_memory.py 50000000 --trace --to duckdb:///bench/.data/tmp-50m.duckdb
 	$(BIN)/python bench/catalog_growth.py 3 1000000 10000000 50000000
 
 clean:

@@ -199,7 +199,8 @@ _STREAM = "kpiengine_sample_stream"
 
 
 class DuckDBWriter:
-    """DuckDB: each table created from the Arrow stream with CREATE TABLE AS."""
+    """DuckDB: each table created from its first batch with CREATE TABLE AS, each further
+    batch added with its own INSERT (see :meth:`_load` for why one statement per batch)."""
 
     def __init__(self, url: str, replace: bool) -> None:
         import duckdb
@@ -243,15 +244,35 @@ class DuckDBWriter:
         statement: str,
         drop: bool,
     ) -> None:
-        """Run ``statement`` reading the batches as the view ``_STREAM`` (Arrow, streamed),
-        after dropping the table first if ``drop``."""
+        """Run ``statement`` on the first batch (read as the view ``_STREAM``), then an
+        INSERT per further batch, after dropping the table first if ``drop``.
+
+        One statement per batch, not one streaming the whole run: a statement reading a
+        Python stream runs the generator inside DuckDB's scan, and the pull that ends a
+        shard's last run builds the next shard (≈ 0.9 GB of arrays) while that INSERT's
+        state is still held. Pulled between statements, the next batch is made while
+        DuckDB holds only its buffer pool: peak RSS writing 2M–10M deals drops from 1.3–1.9
+        GiB (varying run to run) to a steady 1.2–1.4 GiB, and the file is written in order, without
+        the partial row groups and free blocks of parallel inserts (2M: 718 MiB against 966
+        MiB), for ≈ 10 % more CPU (docs/performance.md)."""
+        insert = f'INSERT INTO "{table}" SELECT * FROM {_STREAM}'
         try:
             if drop:
                 self.connection.execute(f'DROP TABLE IF EXISTS "{table}"')
-            self.connection.register(_STREAM, pa.RecordBatchReader.from_batches(schema, batches))
-            self.connection.execute(statement)
+            first = True
+            for batch in batches:
+                self._run(statement if first else insert, pa.Table.from_batches([batch]))
+                first = False
+            if first:  # no rows: the table is still created, with its columns
+                self._run(statement, schema.empty_table())
         except self._error as error:
             raise EngineError(f"DuckDB: cannot write {table}: {error}") from error
+
+    def _run(self, statement: str, rows: pa.Table) -> None:
+        """``statement`` with ``rows`` as the view ``_STREAM``."""
+        self.connection.register(_STREAM, rows)
+        try:
+            self.connection.execute(statement)
         finally:
             self.connection.unregister(_STREAM)
 
