@@ -34,6 +34,7 @@ from kpiengine.compile.conversion import conversion_table
 from kpiengine.compile.dialects import DialectRules, column_ref, rules_for, table_ref
 from kpiengine.compile.dialects.capabilities import refusals
 from kpiengine.compile.retail_bucket import cohort_bucket, period_bucket
+from kpiengine.compile.window_periods import FastWindow, Partials, plan_fast_windows
 from kpiengine.diagnostics import Diagnostic
 from kpiengine.errors import DefinitionError, UsageError
 from kpiengine.language.ast import (
@@ -289,12 +290,30 @@ class _QueryBuilder:
         #: flags whose count has no condition: every group of a scan has a row, so the
         #: count is never 0 and the flag is 1 wherever the scan has the value; their
         #: counts are not computed (unless a KPI reads the same count)
+        #: window bounds per window scan, when the spine is known
+        self.bounds: dict[str, list[WindowBounds]] = {}
+        if self.timed and plan.periods is not None:
+            self.bounds = {
+                s.alias: self._window_bounds(s) for s in plan.scans if s.window is not None
+            }
+        #: window scans computed from per-period partials (compile/window_periods.py), and
+        #: the scans whose CTE carries partial columns for them
         self.always_seen = _always_seen(plan, self.split)
+        self.fast = (
+            plan_fast_windows(plan, self.split, self.bounds, self._computed) if self.bounds else {}
+        )
+        self.hosts = {
+            f.partials.table: f.partials for f in self.fast.values() if not f.partials.own
+        }
+        if self.fast:  # a windowed count combines partials that can be 0: not always seen
+            self.always_seen = frozenset(s for s in self.always_seen if s[0] not in self.fast)
 
     def build(self) -> exp.Select:
         ctes: list[tuple[str, exp.Expression]] = []
         for scan in self.plan.scans:
-            ctes.extend(self._scan_ctes(scan))
+            if scan.alias not in self.fast:
+                ctes.extend(self._scan_ctes(scan))
+        ctes.extend(self._fast_window_ctes())  # after the scans holding their partials
         keys = (["period"] if self.timed else []) + self.dims
         ctes.append(("grid", self._grid(ctes)))
         ctes.extend(self._layers())
@@ -349,7 +368,7 @@ class _QueryBuilder:
         ]
         if scan.window is not None and bucket is not None:
             window_alias = f"{scan.alias}_window"
-            bounds = self._window_bounds(scan)
+            bounds = self.bounds.get(scan.alias) or self._window_bounds(scan)
             ctes.append((window_alias, self._window_rows(scan, bounds)))
             conditions = self._window_range(scan, time, bounds) + filters
             if _combinable(scan):
@@ -408,6 +427,8 @@ class _QueryBuilder:
             if own is not None and not measure.visibility:
                 whole = self._measure(compiler, measure)
                 selects.append(_alias(whole, f"{measure.alias}{WHOLE}"))
+        if scan.alias in self.hosts:  # the partials of windows over the same rows
+            selects.extend(self._partial_columns(self.hosts[scan.alias], compiler))
         query = query.select(*selects, copy=False)
         if conditions:
             query = query.where(exp.and_(*conditions, copy=False), copy=False)
@@ -574,6 +595,89 @@ class _QueryBuilder:
             .group_by(*combined_groups, copy=False)
         )
         return [(days_alias, partial), (scan.alias, query)]
+
+    def _fast_window_ctes(self) -> list[tuple[str, exp.Expression]]:
+        """The CTEs of the windows computed from per-period partials: each pass of
+        partials of its own (once), then per window its bounds and the combination."""
+        ctes: list[tuple[str, exp.Expression]] = []
+        done: set[str] = set()
+        for fast in self.fast.values():
+            partials = fast.partials
+            if partials.own is not None and partials.table not in done:
+                done.add(partials.table)
+                ctes.append((partials.table, self._own_partials(partials)))
+            window_alias = f"{fast.scan.alias}_window"
+            ctes.append((window_alias, self._window_rows(fast.scan, fast.bounds)))
+            ctes.append((fast.scan.alias, self._combine_periods(fast, window_alias)))
+        return ctes
+
+    def _partial_columns(
+        self, partials: Partials, compiler: ExpressionCompiler
+    ) -> list[exp.Expression]:
+        """Each partial aggregate, restricted by the window's row filter the pass lacks."""
+        found: list[exp.Expression] = []
+        for alias, _, measure, extra in partials.columns:
+            condition = None if extra is None else _paren(compiler.compile(extra))
+            found.append(_alias(self._measure(compiler, measure, condition), alias))
+        return found
+
+    def _own_partials(self, partials: Partials) -> exp.Select:
+        """A pass of partials per day and dimensions over the rows the windows read: from
+        their earliest ``lo`` (or the first row) to the range's end."""
+        scan = partials.own
+        assert scan is not None
+        request = self.plan.request
+        compiler = ExpressionCompiler(
+            self.rules, self.plan.functions, lambda node: self._column(scan, node)
+        )
+        time = column_ref(scan.time, SOURCE_ALIAS)
+        project = self.plan.project
+        # per day, whatever the grain: the bounds are dates, and on DuckDB a day's cast
+        # costs less per row than a month's truncation (11 vs 18 ms over 700k rows)
+        bucket = self.rules.bucket(time, "day", project.fiscal_year_start, project.week_start)
+        selects: list[exp.Expression] = [_alias(bucket, "period")]
+        groups: list[exp.Expression] = [bucket.copy()]
+        for alias, column in self._dimension_columns(scan):
+            selects.append(_alias(column, alias))
+            groups.append(column.copy())
+        selects.extend(self._partial_columns(partials, compiler))
+        conditions: list[exp.Expression] = []
+        if not partials.opened and partials.lowest is not None:
+            bound = self.rules.time_bound(partials.lowest, scan.time_type)
+            conditions.append(exp.GTE(this=time.copy(), expression=bound))
+        if request.end is not None:
+            bound = self.rules.time_bound(request.end, scan.time_type)
+            conditions.append(exp.LT(this=time.copy(), expression=bound))
+        conditions.extend(
+            _paren(compiler.compile(tree))
+            for tree in (scan.row_filter, request.where.tree if request.where else None)
+            if tree is not None
+        )
+        query = self._scan_source(scan).select(*selects, copy=False)
+        if conditions:
+            query = query.where(exp.and_(*conditions, copy=False), copy=False)
+        return query.group_by(*groups, copy=False)
+
+    def _combine_periods(self, fast: FastWindow, window_alias: str) -> exp.Select:
+        """Each window's value: its periods' partials combined (sums and counts added,
+        min of mins, max of maxes), per period of the spine and dimension values."""
+        scan, source = fast.scan, fast.partials.table
+        on = _in_window(_col("period", table=source), window_alias, scan)
+        period = _col("period", table=window_alias)
+        combined: list[exp.Expression] = [_alias(period, "period")]
+        groups: list[exp.Expression] = [period.copy()]
+        for alias in self.dims:
+            combined.append(_alias(_col(alias, table=source), alias))
+            groups.append(_col(alias, table=source))
+        for measure in self._computed(scan):
+            partial = _col(fast.columns[measure.alias], table=source)
+            combined.append(_alias(_COMBINE[measure.function](this=partial), measure.alias))
+        return (
+            _select(*combined)
+            .from_(_table(source), copy=False)
+            .join(exp.Join(this=_table(window_alias), on=on, kind="INNER"), copy=False)
+            .group_by(*groups, copy=False)
+        )
 
     @staticmethod
     def _window_join(alias: str, scan: Scan, time: exp.Expression) -> exp.Join:
