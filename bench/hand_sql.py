@@ -20,8 +20,9 @@ time is printed. Timings interleave the two statements and keep the median of ``
 Only the statements are timed (kpiengine's compile time is in compile_speed.py); the
 kpiengine statement is the one `kpi run` executes, data-range query excluded.
 
-Usage: python bench/hand_sql.py [ROWS] [RUNS] [SET...]   (SET: a label prefix, e.g. "28";
-default all; sample data generated once in bench/.data)
+Usage: python bench/hand_sql.py [ROWS] [RUNS] [SET...] [--memory-limit=SIZE]
+(SET: a label prefix, e.g. "28"; default all; sample data generated once in bench/.data;
+the DuckDB pool is the connector's 800 MB unless ``--memory-limit=4GB`` or so is given)
 """
 
 from __future__ import annotations
@@ -243,13 +244,15 @@ def check_set(
     return sql, same(table(result, names, by), expected, label)
 
 
-def main(rows: int, runs: int, chosen: list[str]) -> None:
+def main(rows: int, runs: int, chosen: list[str], memory_limit: str | None = None) -> None:
     path = sample(rows)
     project = bench_project()
-    connection = kpiengine.connect(f"duckdb:///{path}")  # the same settings for both
+    query = f"?memory_limit={memory_limit}" if memory_limit else ""
+    connection = kpiengine.connect(f"duckdb:///{path}{query}")  # the same settings for both
     load = os.getloadavg()
     loads = " ".join(f"{x:.2f}" for x in load)
-    print(f"DuckDB {duckdb_version()}, {rows:,} opportunities; load average {loads}")
+    pool = f"; pool {memory_limit}" if memory_limit else ""
+    print(f"DuckDB {duckdb_version()}, {rows:,} opportunities; load average {loads}{pool}")
     print(f"{'statement':26} {'kpiengine':>10} {'hand SQL':>10} {'ratio':>6}")
     for label, names, options, hand in SETS:
         if chosen and not any(label.startswith(prefix) for prefix in chosen):
@@ -259,8 +262,11 @@ def main(rows: int, runs: int, chosen: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    limits = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--memory-limit=")]
+    arguments = [a for a in sys.argv[1:] if not a.startswith("--memory-limit=")]
     main(
-        int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000,
-        int(sys.argv[2]) if len(sys.argv) > 2 else 9,
-        sys.argv[3:],
+        int(arguments[0]) if arguments else 1_000_000,
+        int(arguments[1]) if len(arguments) > 1 else 9,
+        arguments[2:],
+        limits[-1] if limits else None,
     )
