@@ -578,22 +578,8 @@ class _QueryBuilder:
         if conditions:
             partial = partial.where(exp.and_(*conditions, copy=False), copy=False)
         partial = partial.group_by(*groups, copy=False)
-        on = _in_window(_col("day", table=days_alias), window_alias, scan)
-        period = _col("period", table=window_alias)
-        combined: list[exp.Expression] = [_alias(period, "period")]
-        combined_groups: list[exp.Expression] = [period.copy()]
-        for alias in self.dims:
-            combined.append(_alias(_col(alias, table=days_alias), alias))
-            combined_groups.append(_col(alias, table=days_alias))
-        for measure in self._computed(scan):
-            total = _COMBINE[measure.function](this=_col(measure.alias, table=days_alias))
-            combined.append(_alias(total, measure.alias))
-        query = (
-            _select(*combined)
-            .from_(_table(days_alias), copy=False)
-            .join(exp.Join(this=_table(window_alias), on=on, kind="INNER"), copy=False)
-            .group_by(*combined_groups, copy=False)
-        )
+        columns = {m.alias: m.alias for m in self._computed(scan)}
+        query = self._combine(scan, days_alias, "day", columns, window_alias)
         return [(days_alias, partial), (scan.alias, query)]
 
     def _fast_window_ctes(self) -> list[tuple[str, exp.Expression]]:
@@ -659,10 +645,18 @@ class _QueryBuilder:
         return query.group_by(*groups, copy=False)
 
     def _combine_periods(self, fast: FastWindow, window_alias: str) -> exp.Select:
-        """Each window's value: its periods' partials combined (sums and counts added,
-        min of mins, max of maxes), per period of the spine and dimension values."""
-        scan, source = fast.scan, fast.partials.table
-        on = _in_window(_col("period", table=source), window_alias, scan)
+        """Each window's value from its periods' partials (in a host scan or a pass of
+        their own)."""
+        return self._combine(fast.scan, fast.partials.table, "period", fast.columns, window_alias)
+
+    def _combine(
+        self, scan: Scan, source: str, key: str, columns: dict[str, str], window_alias: str
+    ) -> exp.Select:
+        """Each window's value: the partial rows of ``source`` (per day or per period, by
+        ``key``) whose key falls in the window, combined (sums and counts added, min of
+        mins, max of maxes) per period of the spine and dimension values; ``columns``
+        names each measure's partial column."""
+        on = _in_window(_col(key, table=source), window_alias, scan)
         period = _col("period", table=window_alias)
         combined: list[exp.Expression] = [_alias(period, "period")]
         groups: list[exp.Expression] = [period.copy()]
@@ -670,7 +664,7 @@ class _QueryBuilder:
             combined.append(_alias(_col(alias, table=source), alias))
             groups.append(_col(alias, table=source))
         for measure in self._computed(scan):
-            partial = _col(fast.columns[measure.alias], table=source)
+            partial = _col(columns[measure.alias], table=source)
             combined.append(_alias(_COMBINE[measure.function](this=partial), measure.alias))
         return (
             _select(*combined)
