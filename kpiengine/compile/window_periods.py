@@ -28,13 +28,21 @@ import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from sqlglot import exp
+
 from kpiengine.language.ast import Node
 from kpiengine.plan.periods import DateOutOfRange, period_start
 from kpiengine.plan.planner import Measure, Plan, Scan
 from kpiengine.plan.windows import WindowBounds, earliest
 
-#: aggregates whose value over a window is the combination of their per-period values
-COMBINABLE = frozenset({"sum", "count", "min", "max"})
+#: aggregates whose value over a window is the combination of their per-part values, and
+#: the aggregate combining the parts (counts are added)
+COMBINE: dict[str, type[exp.Func]] = {
+    "sum": exp.Sum,
+    "count": exp.Sum,
+    "min": exp.Min,
+    "max": exp.Max,
+}
 
 #: week starts the dialects' own week bucket knows (compile/retail_bucket.py)
 _DIALECT_WEEK_STARTS = frozenset({"monday", "sunday"})
@@ -190,13 +198,19 @@ def _own_partials(
     return partials
 
 
+def combinable(scan: Scan) -> bool:
+    """Whether every measure of a window scan combines from partial values."""
+    return all(measure.function in COMBINE for measure in scan.measures.values())
+
+
 def _eligible(scan: Scan) -> bool:
     """A plain table's window of combinable aggregates (not a snapshot, not a funnel)."""
     return (
         type(scan) is Scan
         and scan.window is not None
         and not scan.snapshot
-        and all(m.function in COMBINABLE and m.snapshot is None for m in scan.measures.values())
+        and combinable(scan)
+        and all(m.snapshot is None for m in scan.measures.values())
     )
 
 
