@@ -63,7 +63,7 @@ bench: $(VENV)/.test  # prints ratios against same-run baselines; see docs/perfo
 
 bench-big: $(VENV)/.test  # once, late: 10M rows (1.5 GB RAM and 2 min to generate, 4.3 GB on disk)
 	$(BIN)/python bench/hand_sql.py 10000000 5
-	$(BIN)/python bench/hand_sql.py 10000000 5 catalog --memory-limit=4GB
+	$(BIN)/python bench/hand_sql.py 10000000 5 catalog --memory-limit 4GB
 	$(BIN)/python bench/windows_speed.py 10000000 5
 	$(BIN)/python bench/execute_speed.py 10000000
 	$(BIN)/python bench/spark_speed.py 10000000 --repeat 1 --memory 4g

@@ -32,21 +32,16 @@ os.environ["KPI_CACHE"] = "0"
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from hand_sql import END, ROOT, START, sample
+from hand_sql import END, ROOT, START, duckdb_url, sample
 
 import kpiengine
-
-
-def url(path: Path, memory_limit: str | None) -> str:
-    """The DuckDB URL of ``path``, with ``?memory_limit=`` when one is chosen."""
-    return f"duckdb:///{path}" + (f"?memory_limit={memory_limit}" if memory_limit else "")
 
 
 def statement_seconds(path: Path, runs: int, memory_limit: str | None = None) -> float:
     """Median time of the catalog statement over 2025 (the compiled SQL, run again)."""
     project = kpiengine.load(ROOT / "definitions")
     names = list(project.kpis)
-    with kpiengine.connect(url(path, memory_limit)) as connection:
+    with kpiengine.connect(duckdb_url(path, memory_limit)) as connection:
         sql = project.compile(names, grain="month", start=START, end=END)
         times = []
         for _ in range(runs):
@@ -65,7 +60,7 @@ def run_all(path: Path, memory_limit: str | None = None) -> tuple[float, float]:
         "--project",
         str(ROOT / "definitions"),
         "--connector",
-        url(path, memory_limit),
+        duckdb_url(path, memory_limit),
         "--format",
         "csv",
     ]

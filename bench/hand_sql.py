@@ -20,13 +20,14 @@ time is printed. Timings interleave the two statements and keep the median of ``
 Only the statements are timed (kpiengine's compile time is in compile_speed.py); the
 kpiengine statement is the one `kpi run` executes, data-range query excluded.
 
-Usage: python bench/hand_sql.py [ROWS] [RUNS] [SET...] [--memory-limit=SIZE]
+Usage: python bench/hand_sql.py [ROWS] [RUNS] [SET...] [--memory-limit SIZE]
 (SET: a label prefix, e.g. "28"; default all; sample data generated once in bench/.data;
 the DuckDB pool is the connector's 800 MB unless ``--memory-limit=4GB`` or so is given)
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import shutil
@@ -244,11 +245,16 @@ def check_set(
     return sql, same(table(result, names, by), expected, label)
 
 
+def duckdb_url(path: Path, memory_limit: str | None) -> str:
+    """The DuckDB URL of ``path``, with ``?memory_limit=`` when one is chosen (else the
+    connector's default pool)."""
+    return f"duckdb:///{path}" + (f"?memory_limit={memory_limit}" if memory_limit else "")
+
+
 def main(rows: int, runs: int, chosen: list[str], memory_limit: str | None = None) -> None:
     path = sample(rows)
     project = bench_project()
-    query = f"?memory_limit={memory_limit}" if memory_limit else ""
-    connection = kpiengine.connect(f"duckdb:///{path}{query}")  # the same settings for both
+    connection = kpiengine.connect(duckdb_url(path, memory_limit))  # the same for both
     load = os.getloadavg()
     loads = " ".join(f"{x:.2f}" for x in load)
     pool = f"; pool {memory_limit}" if memory_limit else ""
@@ -262,11 +268,10 @@ def main(rows: int, runs: int, chosen: list[str], memory_limit: str | None = Non
 
 
 if __name__ == "__main__":
-    limits = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--memory-limit=")]
-    arguments = [a for a in sys.argv[1:] if not a.startswith("--memory-limit=")]
-    main(
-        int(arguments[0]) if arguments else 1_000_000,
-        int(arguments[1]) if len(arguments) > 1 else 9,
-        arguments[2:],
-        limits[-1] if limits else None,
-    )
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("rows", type=int, nargs="?", default=1_000_000)
+    parser.add_argument("runs", type=int, nargs="?", default=9)
+    parser.add_argument("sets", nargs="*", metavar="SET", help="label prefixes; default all")
+    parser.add_argument("--memory-limit", metavar="SIZE", help="DuckDB pool, e.g. 4GB")
+    args = parser.parse_args()
+    main(args.rows, args.runs, args.sets, args.memory_limit)

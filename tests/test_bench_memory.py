@@ -31,10 +31,11 @@ def test_memory_limit_option_reaches_duckdb(warehouse: Path) -> None:
     options = catalog_growth.arguments(["3", "1000000", "10000000", "--memory-limit", "1GB"])
     assert (options.runs, options.rows, options.memory_limit) == (3, [1_000_000, 10_000_000], "1GB")
     assert catalog_growth.arguments(["1", "100000"]).memory_limit is None
-    with kpiengine.connect(catalog_growth.url(warehouse, options.memory_limit)) as connection:
+    url = catalog_growth.duckdb_url(warehouse, options.memory_limit)
+    with kpiengine.connect(url) as connection:
         _, rows = connection.execute("SELECT current_setting('memory_limit')")
     assert rows == [("953.6 MiB",)]  # 1 GB = 10^9 bytes, as DuckDB prints it
-    assert catalog_growth.url(warehouse, None) == f"duckdb:///{warehouse}"
+    assert catalog_growth.duckdb_url(warehouse, None) == f"duckdb:///{warehouse}"
 
 
 def test_spill_profile_names_the_operators_of_each_cte(warehouse: Path) -> None:

@@ -251,10 +251,10 @@ class DuckDBWriter:
         Python stream runs the generator inside DuckDB's scan, and the pull that ends a
         shard's last run builds the next shard (≈ 0.9 GB of arrays) while that INSERT's
         state is still held. Pulled between statements, the next batch is made while
-        DuckDB holds only its buffer pool: peak RSS writing 2M–10M deals drops from 1.3–1.9
-        GiB (varying run to run) to a steady 1.2–1.4 GiB, and the file is written in order, without
-        the partial row groups and free blocks of parallel inserts (2M: 718 MiB against 966
-        MiB), for ≈ 10 % more CPU (docs/performance.md)."""
+        DuckDB holds only its buffer pool: peak RSS writing 2M–10M deals drops from
+        1.3–1.9 GiB (varying run to run) to a steady 1.2–1.4 GiB, and the file is written
+        in order, without the partial row groups and free blocks of parallel inserts (2M:
+        718 MiB against 966 MiB), for ≈ 10 % more CPU (docs/performance.md)."""
         insert = f'INSERT INTO "{table}" SELECT * FROM {_STREAM}'
         try:
             if drop:
